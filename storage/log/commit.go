@@ -1,0 +1,224 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// requestSync asks the flusher for a round; appends that ask while a round
+// is running share the next one.
+func (l *Log) requestSync() {
+	select {
+	case l.syncReq <- struct{}{}:
+	default:
+	}
+}
+
+// flushLoop is the group-commit goroutine: one fsync covers every write that
+// finished before it started.
+func (l *Log) flushLoop() {
+	defer close(l.stopped)
+	var tick <-chan time.Time
+	if l.opts.Fsync.Mode == FsyncInterval {
+		t := time.NewTicker(l.opts.Fsync.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.syncReq:
+		case <-tick:
+		}
+		l.syncOnce()
+	}
+}
+
+// syncOnce fsyncs the active segment up to what is written now.
+func (l *Log) syncOnce() {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.RLock()
+	if l.closed || l.failed != nil || l.durable >= l.next {
+		l.mu.RUnlock()
+		return
+	}
+	seg := l.segments[len(l.segments)-1]
+	target, pos := l.next, seg.size
+	l.mu.RUnlock()
+
+	err := seg.file.Sync()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		if l.segments[len(l.segments)-1] == seg {
+			l.setDurable(target, pos)
+		} else {
+			l.setDurable(target, -1)
+		}
+		return
+	}
+	l.syncFailed(seg, err)
+}
+
+// syncFailed handles a failed fsync. After a failed fsync the kernel may have
+// dropped the dirty pages, so nothing written since the last good sync can be
+// trusted: under FsyncAlways (where no reader saw those bytes and no appender
+// was answered) they are cut and their appenders get the error. Under the
+// other modes readers may have seen them, so the log refuses further appends
+// until reopened. Called with mu held.
+func (l *Log) syncFailed(seg *segment, err error) {
+	active := l.segments[len(l.segments)-1]
+	if l.opts.Fsync.Mode != FsyncAlways || active != seg {
+		l.failed = fmt.Errorf("fsync: %w", err)
+		l.opts.Logger.Error("log failed", "dir", l.dir, "err", l.failed)
+		l.broadcastDurable()
+		return
+	}
+	cut := l.durable
+	if terr := seg.file.Truncate(l.durablePos); terr != nil {
+		l.failed = fmt.Errorf("fsync: %v; truncate: %w", err, terr)
+	} else if serr := seg.file.Sync(); serr != nil {
+		l.failed = fmt.Errorf("fsync: %v; fsync after truncate: %w", err, serr)
+	}
+	if l.failed != nil {
+		l.opts.Logger.Error("log failed", "dir", l.dir, "err", l.failed)
+		l.broadcastDurable()
+		return
+	}
+	l.opts.Logger.Warn("fsync failed, unsynced appends cut", "dir", l.dir, "from_offset", cut, "err", err)
+	seg.size, seg.next = l.durablePos, cut
+	for len(seg.index) > 0 && int64(seg.index[len(seg.index)-1].pos) >= seg.size {
+		seg.index = seg.index[:len(seg.index)-1]
+	}
+	for len(seg.times) > 0 && seg.base+int64(seg.times[len(seg.times)-1].rel) > cut {
+		seg.times = seg.times[:len(seg.times)-1]
+	}
+	if n := len(seg.index); n > 0 {
+		seg.lastIndexed = int64(seg.index[n-1].pos)
+	} else {
+		seg.lastIndexed = 0
+	}
+	// The cut batches' timestamps may have raised maxTS; keeping the higher
+	// value only makes time searches look further, never miss.
+	l.next = cut
+	l.gen++
+	l.truncs = append(l.truncs, truncation{gen: l.gen, point: cut, err: fmt.Errorf("%w: fsync: %w", ErrWrite, err)})
+	if len(l.truncs) > 16 {
+		l.truncs = l.truncs[len(l.truncs)-16:]
+	}
+	l.broadcastDurable()
+}
+
+// setDurable raises the durable offset. pos is the active segment's size at
+// that offset, or -1 when unknown (the segment rolled meanwhile). Called with
+// mu held.
+func (l *Log) setDurable(off, pos int64) {
+	if off <= l.durable {
+		return
+	}
+	l.durable = off
+	if pos >= 0 {
+		l.durablePos = pos
+	}
+	if l.opts.Fsync.Mode == FsyncAlways {
+		l.advanceVisible(off)
+	}
+	l.broadcastDurable()
+}
+
+func (l *Log) broadcastDurable() {
+	close(l.durableCh)
+	l.durableCh = make(chan struct{})
+}
+
+// advanceVisible raises the high watermark and wakes waiting readers. Called
+// with mu held.
+func (l *Log) advanceVisible(off int64) {
+	if off <= l.visible {
+		return
+	}
+	l.visible = off
+	if l.changedCh != nil {
+		close(l.changedCh)
+		l.changedCh = nil
+	}
+}
+
+// waitDurable blocks until offsets below end are durable, or reports why
+// they never will be. gen is the generation the append was written in.
+func (l *Log) waitDurable(gen uint64, end int64) error {
+	for {
+		l.mu.RLock()
+		for _, t := range l.truncs {
+			if t.gen > gen && end > t.point {
+				l.mu.RUnlock()
+				return t.err
+			}
+		}
+		if l.durable >= end {
+			l.mu.RUnlock()
+			return nil
+		}
+		if l.failed != nil {
+			err := l.failed
+			l.mu.RUnlock()
+			return fmt.Errorf("%w: %w", ErrFailed, err)
+		}
+		ch := l.durableCh
+		l.mu.RUnlock()
+		<-ch
+	}
+}
+
+// Sync forces everything appended so far to disk, whatever the fsync mode,
+// sharing the fsync with concurrent appends.
+func (l *Log) Sync() error {
+	l.mu.RLock()
+	end, gen := l.next, l.gen
+	l.mu.RUnlock()
+	l.requestSync()
+	return l.waitDurable(gen, end)
+}
+
+// Changed returns a channel closed when the visible end next moves (or the
+// log closes). Check VisibleOffset after taking it, not before, so a move in
+// between is not missed.
+func (l *Log) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	if l.changedCh == nil {
+		l.changedCh = make(chan struct{})
+	}
+	return l.changedCh
+}
+
+// Wait blocks until the visible end is beyond offset (a record at offset can
+// be read), the context ends, or the log closes. It is the long poll.
+func (l *Log) Wait(ctx context.Context, offset int64) error {
+	for {
+		ch := l.Changed()
+		l.mu.RLock()
+		visible, closed := l.visible, l.closed
+		l.mu.RUnlock()
+		if visible > offset {
+			return nil
+		}
+		if closed {
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

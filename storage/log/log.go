@@ -1,0 +1,326 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ferrymq/ferry/storage/record"
+	"github.com/ferrymq/ferry/storage/vfs"
+)
+
+// Log is one partition's append-only log. It is safe for concurrent use:
+// many appenders, many readers.
+//
+// Lock order: syncMu before mu. mu guards the segment list and every
+// position; syncMu is held by the flusher while it fsyncs and by anyone who
+// removes segment files, so a file is never closed under an fsync.
+type Log struct {
+	dir  string
+	fs   vfs.FS
+	opts Options
+
+	syncMu sync.Mutex
+
+	mu       sync.RWMutex
+	segments []*segment // sorted by base offset; the last is active
+	next     int64      // next offset to assign
+	durable  int64      // offsets below this are on disk
+	// durablePos is the active segment's size at the durable offset.
+	durablePos int64
+	visible    int64 // offsets below this are served to readers
+	floor      int64 // everything below may be deleted (SetDeleteFloor)
+	gen        uint64
+	truncs     []truncation
+	failed     error
+	closed     bool
+	// durableCh is closed when durable advances or a sync fails.
+	durableCh chan struct{}
+	// changedCh is closed when visible advances; nil until someone waits.
+	changedCh chan struct{}
+
+	syncReq  chan struct{}
+	stop     chan struct{}
+	stopped  chan struct{}
+	recovery Recovery
+}
+
+// truncation records a failed fsync after which unsynced appends were cut.
+type truncation struct {
+	gen   uint64 // the generation it started
+	point int64  // offsets at or above were cut
+	err   error
+}
+
+// Recovery reports what Open found and repaired.
+type Recovery struct {
+	Segments        int    // segments found
+	CutSegment      int64  // base offset of the segment cut, -1 when nothing was cut
+	CutAtOffset     int64  // first offset cut
+	CutBytes        int64  // bytes removed
+	CutReason       string // why: the decoding error
+	RebuiltIndexes  []int64
+	RemovedOrphans  []string
+	DamagedSegments []int64 // sealed segments whose scan stopped early
+}
+
+// Open opens the log in dir, creating it when missing, and recovers it.
+func Open(dir string, opts Options) (*Log, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("log options: %w", err)
+	}
+	l := &Log{
+		dir:       dir,
+		fs:        opts.FS,
+		opts:      opts,
+		durableCh: make(chan struct{}),
+		syncReq:   make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+	}
+	if err := l.recover(); err != nil {
+		for _, s := range l.segments {
+			s.close()
+		}
+		return nil, err
+	}
+	go l.flushLoop()
+	return l, nil
+}
+
+// Dir is the log's folder.
+func (l *Log) Dir() string { return l.dir }
+
+// Recovery reports what Open found and repaired.
+func (l *Log) Recovery() Recovery { return l.recovery }
+
+// StartOffset is the first offset still stored.
+func (l *Log) StartOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.segments[0].base
+}
+
+// EndOffset is the offset the next append will get (the high watermark under
+// FsyncAlways is VisibleOffset).
+func (l *Log) EndOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.next
+}
+
+// VisibleOffset is the high watermark: readers see offsets below it. Under
+// FsyncAlways it is the durable end.
+func (l *Log) VisibleOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.visible
+}
+
+// Size is the total size of the log's segment files in bytes.
+func (l *Log) Size() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var n int64
+	for _, s := range l.segments {
+		n += s.size
+	}
+	return n
+}
+
+// SegmentCount is the number of segments.
+func (l *Log) SegmentCount() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.segments)
+}
+
+// AppendResult says where an appended batch landed.
+type AppendResult struct {
+	BaseOffset int64
+	LastOffset int64
+}
+
+// Append stores one record batch (a whole magic-2 batch, as built by
+// record.Builder or received from a Kafka producer) and returns its offsets.
+// It rewrites the batch's base offset in place. Under FsyncAlways it returns
+// only once the batch is on disk.
+func (l *Log) Append(batch []byte) (AppendResult, error) {
+	h, err := l.validate(batch)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	l.mu.Lock()
+	if err := l.writable(); err != nil {
+		l.mu.Unlock()
+		return AppendResult{}, err
+	}
+	if err := l.maybeRoll(int64(len(batch))); err != nil {
+		l.mu.Unlock()
+		return AppendResult{}, err
+	}
+	base := l.next
+	record.SetBaseOffset(batch, base)
+	seg := l.segments[len(l.segments)-1]
+	pos := seg.size
+	if n, err := seg.file.Write(batch); err != nil || n != len(batch) {
+		if err == nil {
+			err = fmt.Errorf("short write: %d of %d bytes", n, len(batch))
+		}
+		l.undoWrite(seg, pos, err)
+		l.mu.Unlock()
+		return AppendResult{}, fmt.Errorf("%w: %w", ErrWrite, err)
+	}
+	h.BaseOffset = base
+	seg.noteBatch(&h, pos, l.opts.IndexIntervalBytes)
+	l.next = h.NextOffset()
+	res := AppendResult{BaseOffset: base, LastOffset: h.LastOffset()}
+	if l.opts.Fsync.Mode != FsyncAlways {
+		l.advanceVisible(l.next)
+		l.mu.Unlock()
+		return res, nil
+	}
+	gen := l.gen
+	l.mu.Unlock()
+	l.requestSync()
+	return res, l.waitDurable(gen, res.LastOffset+1)
+}
+
+// validate checks a batch before it is stored.
+func (l *Log) validate(batch []byte) (record.Header, error) {
+	if len(batch) > l.opts.MaxBatchBytes {
+		return record.Header{}, fmt.Errorf("%w: %d bytes, limit %d", ErrBatchTooLarge, len(batch), l.opts.MaxBatchBytes)
+	}
+	h, err := record.Verify(batch)
+	if err != nil {
+		return h, fmt.Errorf("%w: %w", ErrInvalidBatch, err)
+	}
+	if h.NumRecords == 0 {
+		return h, fmt.Errorf("%w: no records", ErrInvalidBatch)
+	}
+	if h.LastOffsetDelta != h.NumRecords-1 {
+		return h, fmt.Errorf("%w: %d records spanning %d offsets", ErrInvalidBatch, h.NumRecords, h.LastOffsetDelta+1)
+	}
+	if h.Compression() != record.CompressionNone {
+		return h, nil // records are checked by whoever compressed them
+	}
+	i := int64(0)
+	err = record.Records(batch, record.Limits{MaxRecordBytes: l.opts.MaxRecordBytes}, func(r record.Record) error {
+		if r.Offset != h.BaseOffset+i {
+			return fmt.Errorf("record %d has offset delta %d", i, r.Offset-h.BaseOffset)
+		}
+		i++
+		return nil
+	})
+	if errors.Is(err, record.ErrTooLarge) {
+		return h, fmt.Errorf("%w: %w", ErrBatchTooLarge, err)
+	}
+	if err != nil {
+		return h, fmt.Errorf("%w: %w", ErrInvalidBatch, err)
+	}
+	return h, nil
+}
+
+func (l *Log) writable() error {
+	if l.closed {
+		return ErrClosed
+	}
+	if l.failed != nil {
+		return fmt.Errorf("%w: %w", ErrFailed, l.failed)
+	}
+	return nil
+}
+
+// undoWrite cuts a failed write off the active segment. Called with mu held.
+func (l *Log) undoWrite(seg *segment, pos int64, cause error) {
+	if err := seg.file.Truncate(pos); err != nil {
+		l.failed = fmt.Errorf("truncate after %v: %w", cause, err)
+		l.opts.Logger.Error("log failed", "dir", l.dir, "err", l.failed)
+		return
+	}
+	l.opts.Logger.Warn("append failed, undone", "dir", l.dir, "err", cause)
+}
+
+// maybeRoll starts a new segment when the active one is full or old. Called
+// with mu held.
+func (l *Log) maybeRoll(incoming int64) error {
+	seg := l.segments[len(l.segments)-1]
+	if seg.size == 0 {
+		return nil
+	}
+	full := seg.size+incoming > l.opts.SegmentBytes
+	old := l.opts.Now().Sub(seg.created) >= l.opts.SegmentAge
+	if !full && !old {
+		return nil
+	}
+	return l.roll()
+}
+
+// roll seals the active segment (fsyncs it and writes its indexes) and
+// creates the next one. Called with mu held. Syncing here keeps the flusher's
+// job to one file, and a sync error to the active segment alone.
+func (l *Log) roll() error {
+	seg := l.segments[len(l.segments)-1]
+	if err := seg.file.Sync(); err != nil {
+		return fmt.Errorf("%w: sync segment %d: %w", ErrWrite, seg.base, err)
+	}
+	if err := seg.writeIndexes(l.fs); err != nil {
+		return fmt.Errorf("%w: write indexes of segment %d: %w", ErrWrite, seg.base, err)
+	}
+	ns, err := createSegment(l.fs, l.dir, l.next, l.opts.Now())
+	if err != nil {
+		return fmt.Errorf("%w: create segment %d: %w", ErrWrite, l.next, err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		ns.remove(l.fs)
+		return fmt.Errorf("%w: sync dir: %w", ErrWrite, err)
+	}
+	l.segments = append(l.segments, ns)
+	// Everything before the new segment is now durable.
+	l.setDurable(l.next, 0)
+	return nil
+}
+
+// Close syncs and closes the log. Appends and reads after Close fail with
+// ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.closed = true
+	l.mu.Unlock()
+	close(l.stop)
+	<-l.stopped
+
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	active := l.segments[len(l.segments)-1]
+	if l.failed == nil {
+		if err := active.file.Sync(); err != nil {
+			l.failed = fmt.Errorf("fsync on close: %w", err)
+			errs = append(errs, err)
+		} else {
+			l.setDurable(l.next, active.size)
+		}
+		if err := active.writeIndexes(l.fs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, s := range l.segments {
+		if err := s.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.broadcastDurable()
+	if l.changedCh != nil {
+		close(l.changedCh)
+		l.changedCh = nil
+	}
+	return errors.Join(errs...)
+}

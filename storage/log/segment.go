@@ -1,0 +1,266 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferrymq/ferry/storage/record"
+	"github.com/ferrymq/ferry/storage/vfs"
+)
+
+const (
+	logSuffix       = ".log"
+	indexSuffix     = ".index"
+	timeIndexSuffix = ".timeindex"
+	noTimestamp     = math.MinInt64
+)
+
+// SegmentName is the file name of the segment starting at base, without suffix.
+func SegmentName(base int64) string { return fmt.Sprintf("%020d", base) }
+
+// ParseSegmentName reads the base offset from a segment file name such as
+// 00000000000000000042.log. ok is false for any other name.
+func ParseSegmentName(name string) (base int64, suffix string, ok bool) {
+	i := strings.IndexByte(name, '.')
+	if i != 20 {
+		return 0, "", false
+	}
+	base, err := strconv.ParseInt(name[:i], 10, 64)
+	if err != nil || base < 0 {
+		return 0, "", false
+	}
+	return base, name[i:], true
+}
+
+// segment is one .log file and its indexes. Fields change only under the
+// log's write lock; readers hold its read lock.
+type segment struct {
+	base    int64
+	path    string // without suffix
+	file    vfs.File
+	size    int64 // bytes of whole, checked batches
+	next    int64 // offset after the last batch
+	maxTS   int64 // largest record timestamp, noTimestamp when empty
+	created time.Time
+
+	index []offsetEntry
+	times []timeEntry
+	// lastIndexed is the file size when the last index entry was added.
+	lastIndexed int64
+}
+
+func (s *segment) logPath() string       { return s.path + logSuffix }
+func (s *segment) indexPath() string     { return s.path + indexSuffix }
+func (s *segment) timeIndexPath() string { return s.path + timeIndexSuffix }
+
+// createSegment makes the three files of a new, empty segment.
+func createSegment(fs vfs.FS, dir string, base int64, now time.Time) (*segment, error) {
+	s := &segment{base: base, path: filepath.Join(dir, SegmentName(base)), next: base, maxTS: noTimestamp, created: now}
+	f, err := fs.OpenFile(s.logPath(), os.O_CREATE|os.O_EXCL|os.O_RDWR|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	s.file = f
+	return s, nil
+}
+
+// openSegmentFile opens an existing segment's log file for appending and reading.
+func openSegmentFile(fs vfs.FS, dir string, base int64) (*segment, error) {
+	s := &segment{base: base, path: filepath.Join(dir, SegmentName(base)), next: base, maxTS: noTimestamp}
+	f, err := fs.OpenFile(s.logPath(), os.O_RDWR|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s.file, s.size, s.created = f, fi.Size(), fi.ModTime()
+	return s, nil
+}
+
+// noteBatch updates the in-memory indexes for a batch just placed at pos.
+func (s *segment) noteBatch(h *record.Header, pos int64, interval int64) {
+	if pos > 0 && pos-s.lastIndexed >= interval {
+		rel := uint32(h.BaseOffset - s.base)
+		s.index = append(s.index, offsetEntry{rel: rel, pos: uint32(pos)})
+		if s.maxTS != noTimestamp && (len(s.times) == 0 || s.maxTS > s.times[len(s.times)-1].ts) {
+			s.times = append(s.times, timeEntry{ts: s.maxTS, rel: rel})
+		}
+		s.lastIndexed = pos
+	}
+	if h.MaxTimestamp > s.maxTS && h.NumRecords > 0 {
+		s.maxTS = h.MaxTimestamp
+	}
+	s.next = h.NextOffset()
+	s.size = pos + int64(h.Size())
+}
+
+// sealTimes adds the final time-index entry: the segment's largest timestamp.
+func (s *segment) sealTimes() {
+	if s.maxTS == noTimestamp {
+		return
+	}
+	rel := uint32(s.next - s.base)
+	if n := len(s.times); n > 0 && s.times[n-1].ts >= s.maxTS {
+		return
+	}
+	s.times = append(s.times, timeEntry{ts: s.maxTS, rel: rel})
+}
+
+// writeIndexes writes both index files (atomically replacing old ones).
+func (s *segment) writeIndexes(fs vfs.FS) error {
+	s.sealTimes()
+	if err := vfs.WriteFileAtomic(fs, s.indexPath(), encodeOffsetIndex(s.index)); err != nil {
+		return err
+	}
+	return vfs.WriteFileAtomic(fs, s.timeIndexPath(), encodeTimeIndex(s.times))
+}
+
+// loadIndexes reads and checks a sealed segment's index files. next is the
+// base offset of the following segment.
+func (s *segment) loadIndexes(fs vfs.FS, next int64) error {
+	maxRel := uint64(next - s.base)
+	ib, err := vfs.ReadFile(fs, s.indexPath())
+	if err != nil {
+		return err
+	}
+	idx, err := decodeOffsetIndex(ib, s.size, maxRel)
+	if err != nil {
+		return err
+	}
+	tb, err := vfs.ReadFile(fs, s.timeIndexPath())
+	if err != nil {
+		return err
+	}
+	times, err := decodeTimeIndex(tb, maxRel)
+	if err != nil {
+		return err
+	}
+	if len(times) == 0 && s.size > 0 {
+		return errors.New("time index is empty")
+	}
+	// The last indexed batch must really start where the index says.
+	if n := len(idx); n > 0 {
+		h, err := s.readHeader(int64(idx[n-1].pos))
+		if err != nil {
+			return fmt.Errorf("last index entry: %w", err)
+		}
+		if h.BaseOffset != s.base+int64(idx[n-1].rel) {
+			return fmt.Errorf("last index entry points at offset %d, want %d", h.BaseOffset, s.base+int64(idx[n-1].rel))
+		}
+	}
+	s.index, s.times, s.next = idx, times, next
+	if len(times) > 0 {
+		s.maxTS = times[len(times)-1].ts
+	}
+	return nil
+}
+
+// readHeader reads the batch header at pos.
+func (s *segment) readHeader(pos int64) (record.Header, error) {
+	var buf [record.HeaderSize]byte
+	if pos+record.HeaderSize > s.size {
+		return record.Header{}, fmt.Errorf("%w: header at %d beyond %d", record.ErrShort, pos, s.size)
+	}
+	if _, err := s.file.ReadAt(buf[:], pos); err != nil {
+		return record.Header{}, err
+	}
+	return record.ParseHeader(buf[:])
+}
+
+// scanResult is what scan found.
+type scanResult struct {
+	size  int64 // bytes of good batches from the start
+	err   error // why scanning stopped early, nil at a clean end
+	count int   // good batches
+}
+
+// scan reads the whole segment batch by batch from position 0, checking
+// lengths, CRCs and dense offsets, and rebuilds the in-memory indexes. It
+// stops at the first bad batch and reports where.
+func (s *segment) scan(interval int64) scanResult {
+	s.index, s.times, s.lastIndexed, s.maxTS, s.next = nil, nil, 0, noTimestamp, s.base
+	const chunk = 1 << 20
+	buf := make([]byte, 0, chunk)
+	fileSize := s.size
+	var pos int64
+	var res scanResult
+	for pos < fileSize {
+		want := min(int64(cap(buf)), fileSize-pos)
+		buf = buf[:want]
+		n, err := s.file.ReadAt(buf, pos)
+		if err != nil && !(errors.Is(err, io.EOF) && int64(n) == want) {
+			res.err = fmt.Errorf("read at %d: %w", pos, err)
+			break
+		}
+		h, err := record.ParseHeader(buf)
+		if err != nil {
+			res.err = err
+			break
+		}
+		if int64(h.Size()) > fileSize-pos {
+			res.err = fmt.Errorf("%w: batch of %d bytes at %d, file ends at %d", record.ErrShort, h.Size(), pos, fileSize)
+			break
+		}
+		if h.Size() > len(buf) {
+			buf = make([]byte, h.Size())
+			if _, err := s.file.ReadAt(buf, pos); err != nil {
+				res.err = fmt.Errorf("read at %d: %w", pos, err)
+				break
+			}
+		}
+		stop := false
+		err = record.Split(buf, func(h record.Header, b []byte) error {
+			if h.BaseOffset != s.next {
+				return fmt.Errorf("%w: batch at %d has offset %d, want %d", record.ErrCorrupt, pos, h.BaseOffset, s.next)
+			}
+			if h.LastOffsetDelta != h.NumRecords-1 && h.NumRecords > 0 {
+				return fmt.Errorf("%w: batch at %d holds %d records but spans %d offsets", record.ErrCorrupt, pos, h.NumRecords, h.LastOffsetDelta+1)
+			}
+			s.noteBatch(&h, pos, interval)
+			pos += int64(len(b))
+			res.count++
+			return nil
+		})
+		if err != nil && !errors.Is(err, record.ErrShort) {
+			res.err = err
+			stop = true
+		}
+		if stop {
+			break
+		}
+		buf = buf[:0]
+		if cap(buf) < chunk {
+			buf = make([]byte, 0, chunk)
+		}
+	}
+	res.size = pos
+	s.size = pos
+	return res
+}
+
+func (s *segment) close() error { return s.file.Close() }
+
+// remove deletes the segment's files: the log first, so a crash in between
+// leaves only orphan indexes, which Open removes.
+func (s *segment) remove(fs vfs.FS) error {
+	s.file.Close()
+	if err := fs.Remove(s.logPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, p := range []string{s.indexPath(), s.timeIndexPath()} {
+		if err := fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}

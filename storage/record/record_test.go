@@ -1,0 +1,160 @@
+package record
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func sample() []Record {
+	return []Record{
+		{Timestamp: 1700000000000, Key: []byte("k1"), Value: []byte("hello"),
+			Headers: []RecordHeader{{Key: "h", Value: []byte("v")}, {Key: "nullv", Value: nil}}},
+		{Timestamp: 1699999999000, Key: nil, Value: []byte{}},
+		{Timestamp: 1700000005000, Key: []byte{}, Value: nil},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	in := sample()
+	b := Encode(in...)
+	SetBaseOffset(b, 42)
+	SetLeaderEpoch(b, 7)
+	h, err := Verify(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.BaseOffset != 42 || h.LeaderEpoch != 7 || h.NumRecords != 3 || h.LastOffsetDelta != 2 {
+		t.Fatalf("header %+v", h)
+	}
+	if h.FirstTimestamp != 1700000000000 || h.MaxTimestamp != 1700000005000 {
+		t.Fatalf("timestamps %d %d", h.FirstTimestamp, h.MaxTimestamp)
+	}
+	if h.ProducerID != -1 || h.Compression() != CompressionNone {
+		t.Fatalf("producer %d compression %v", h.ProducerID, h.Compression())
+	}
+	var out []Record
+	if err := Records(b, Limits{}, func(r Record) error { out = append(out, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) {
+		t.Fatalf("got %d records", len(out))
+	}
+	for i := range in {
+		want := in[i]
+		got := out[i]
+		if got.Offset != 42+int64(i) || got.Timestamp != want.Timestamp {
+			t.Errorf("record %d offset %d ts %d", i, got.Offset, got.Timestamp)
+		}
+		if (got.Key == nil) != (want.Key == nil) || !bytes.Equal(got.Key, want.Key) {
+			t.Errorf("record %d key %q want %q", i, got.Key, want.Key)
+		}
+		if (got.Value == nil) != (want.Value == nil) || !bytes.Equal(got.Value, want.Value) {
+			t.Errorf("record %d value %q want %q", i, got.Value, want.Value)
+		}
+		if len(got.Headers) != len(want.Headers) {
+			t.Fatalf("record %d headers %v", i, got.Headers)
+		}
+		for j := range want.Headers {
+			if got.Headers[j].Key != want.Headers[j].Key || !bytes.Equal(got.Headers[j].Value, want.Headers[j].Value) ||
+				(got.Headers[j].Value == nil) != (want.Headers[j].Value == nil) {
+				t.Errorf("record %d header %d = %+v", i, j, got.Headers[j])
+			}
+		}
+	}
+}
+
+func TestProducerFields(t *testing.T) {
+	var b Builder
+	b.SetProducer(9, 2, 100)
+	b.Add(Record{Value: []byte("x")})
+	h, err := Verify(b.Build())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.ProducerID != 9 || h.ProducerEpoch != 2 || h.BaseSequence != 100 {
+		t.Fatalf("%+v", h)
+	}
+	b.Reset()
+	b.Add(Record{Value: []byte("y")})
+	if h, _ := Verify(b.Build()); h.ProducerID != -1 {
+		t.Fatalf("reset kept producer %d", h.ProducerID)
+	}
+}
+
+func TestBuilderSizeMatches(t *testing.T) {
+	var b Builder
+	for i := range 50 {
+		b.Add(Record{Timestamp: int64(i * 1000), Value: bytes.Repeat([]byte("a"), i*37)})
+		if b.Size() != len(b.Build()) {
+			t.Fatalf("size %d, built %d", b.Size(), len(b.Build()))
+		}
+	}
+}
+
+func TestVerifyDetectsDamage(t *testing.T) {
+	good := Encode(sample()...)
+	cases := map[string]func([]byte) []byte{
+		"flip value byte":  func(b []byte) []byte { b[len(b)-3] ^= 0x40; return b },
+		"flip attributes":  func(b []byte) []byte { b[offAttributes+1] ^= 1; return b },
+		"bad magic":        func(b []byte) []byte { b[offMagic] = 1; return b },
+		"truncated":        func(b []byte) []byte { return b[:len(b)-1] },
+		"header only":      func(b []byte) []byte { return b[:HeaderSize-1] },
+		"trailing garbage": func(b []byte) []byte { return append(b, 0) },
+	}
+	for name, damage := range cases {
+		t.Run(name, func(t *testing.T) {
+			b := damage(bytes.Clone(good))
+			_, err := Verify(b)
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrShort) {
+				t.Fatalf("Verify = %v, want corrupt or short", err)
+			}
+		})
+	}
+	// Base offset and epoch are outside the CRC on purpose.
+	b := bytes.Clone(good)
+	SetBaseOffset(b, 1<<40)
+	SetLeaderEpoch(b, 3)
+	if _, err := Verify(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecordsLimits(t *testing.T) {
+	b := Encode(Record{Value: make([]byte, 1000)})
+	err := Records(b, Limits{MaxRecordBytes: 100}, func(Record) error { return nil })
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := Records(b, Limits{MaxRecordBytes: 2000}, func(Record) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecordsCompressed(t *testing.T) {
+	b := Encode(Record{Value: []byte("x")})
+	b[offAttributes+1] = byte(CompressionZstd)
+	if err := Records(b, Limits{}, func(Record) error { return nil }); !errors.Is(err, ErrCompressed) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSplit(t *testing.T) {
+	var buf []byte
+	for i := range 5 {
+		b := Encode(Record{Value: fmt.Appendf(nil, "v%d", i)}, Record{Value: []byte("w")})
+		SetBaseOffset(b, int64(i*2))
+		buf = append(buf, b...)
+	}
+	var offs []int64
+	if err := Split(buf, func(h Header, _ []byte) error { offs = append(offs, h.BaseOffset); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(offs) != "[0 2 4 6 8]" {
+		t.Fatalf("offsets %v", offs)
+	}
+	if err := Split(buf[:len(buf)-4], func(Header, []byte) error { return nil }); !errors.Is(err, ErrShort) {
+		t.Fatalf("torn tail: %v", err)
+	}
+}

@@ -1,0 +1,292 @@
+package record
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// Record is one message in a batch. Offset and Timestamp are absolute (the
+// batch's base plus the record's delta). A nil Key or Value is null.
+type Record struct {
+	Offset    int64
+	Timestamp int64 // milliseconds since the Unix epoch
+	Key       []byte
+	Value     []byte
+	Headers   []RecordHeader
+}
+
+// RecordHeader is one message header: a string name and a bytes value.
+type RecordHeader struct {
+	Key   string
+	Value []byte
+}
+
+// Builder accumulates records into one uncompressed batch. The zero value is
+// ready to use; Reset reuses its buffer.
+type Builder struct {
+	buf      []byte
+	n        int32
+	first    int64
+	max      int64
+	producer int64
+	epoch    int16
+	sequence int32
+	// hasProducer is false until SetProducer: the batch then says -1.
+	hasProducer bool
+}
+
+// Reset empties the builder, keeping its buffer.
+func (b *Builder) Reset() {
+	*b = Builder{buf: b.buf[:0]}
+}
+
+// SetProducer records the idempotent producer id, epoch and base sequence the
+// batch carries. Without it the batch has producer id -1.
+func (b *Builder) SetProducer(id int64, epoch int16, baseSequence int32) {
+	b.producer, b.epoch, b.sequence = id, epoch, baseSequence
+	b.hasProducer = true
+}
+
+// Len is the number of records added.
+func (b *Builder) Len() int { return int(b.n) }
+
+// Size is the batch size in bytes if built now.
+func (b *Builder) Size() int {
+	if b.n == 0 {
+		return HeaderSize
+	}
+	return len(b.buf)
+}
+
+// Add appends a record. Its Offset is ignored: records are numbered in the
+// order added.
+func (b *Builder) Add(r Record) {
+	if b.n == 0 {
+		b.first, b.max = r.Timestamp, r.Timestamp
+		if len(b.buf) == 0 {
+			b.buf = append(b.buf, make([]byte, HeaderSize)...)
+		}
+	}
+	if r.Timestamp > b.max {
+		b.max = r.Timestamp
+	}
+	body := recordBodySize(&r, r.Timestamp-b.first, int64(b.n))
+	b.buf = binary.AppendVarint(b.buf, int64(body))
+	b.buf = append(b.buf, 0) // attributes
+	b.buf = binary.AppendVarint(b.buf, r.Timestamp-b.first)
+	b.buf = binary.AppendVarint(b.buf, int64(b.n))
+	b.buf = appendBytes(b.buf, r.Key)
+	b.buf = appendBytes(b.buf, r.Value)
+	b.buf = binary.AppendVarint(b.buf, int64(len(r.Headers)))
+	for _, h := range r.Headers {
+		b.buf = binary.AppendVarint(b.buf, int64(len(h.Key)))
+		b.buf = append(b.buf, h.Key...)
+		b.buf = appendBytes(b.buf, h.Value)
+	}
+	b.n++
+}
+
+// Build returns the finished batch with base offset 0 and its CRC set. The
+// returned slice aliases the builder's buffer until Reset.
+func (b *Builder) Build() []byte {
+	if b.n == 0 {
+		b.buf = append(b.buf[:0], make([]byte, HeaderSize)...)
+	}
+	out := b.buf
+	be := binary.BigEndian
+	be.PutUint64(out[offBaseOffset:], 0)
+	be.PutUint32(out[offLength:], uint32(len(out)-LogOverhead))
+	be.PutUint32(out[offLeaderEpoch:], 0)
+	out[offMagic] = Magic
+	be.PutUint16(out[offAttributes:], 0)
+	last := b.n - 1
+	if last < 0 {
+		last = 0
+	}
+	be.PutUint32(out[offLastDelta:], uint32(last))
+	be.PutUint64(out[offBaseTime:], uint64(b.first))
+	be.PutUint64(out[offMaxTime:], uint64(b.max))
+	producer := int64(-1)
+	epoch, seq := int16(-1), int32(-1)
+	if b.hasProducer {
+		producer, epoch, seq = b.producer, b.epoch, b.sequence
+	}
+	be.PutUint64(out[offProducerID:], uint64(producer))
+	be.PutUint16(out[offProducerEpch:], uint16(epoch))
+	be.PutUint32(out[offBaseSequence:], uint32(seq))
+	be.PutUint32(out[offRecordCount:], uint32(b.n))
+	be.PutUint32(out[offCRC:], Checksum(out))
+	return out
+}
+
+// Encode builds one batch holding rs; a convenience over Builder.
+func Encode(rs ...Record) []byte {
+	var b Builder
+	for _, r := range rs {
+		b.Add(r)
+	}
+	return b.Build()
+}
+
+func appendBytes(buf, p []byte) []byte {
+	if p == nil {
+		return binary.AppendVarint(buf, -1)
+	}
+	buf = binary.AppendVarint(buf, int64(len(p)))
+	return append(buf, p...)
+}
+
+func varintLen(v int64) int {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	n := 1
+	for u >= 0x80 {
+		u >>= 7
+		n++
+	}
+	return n
+}
+
+func bytesLen(p []byte) int {
+	if p == nil {
+		return 1
+	}
+	return varintLen(int64(len(p))) + len(p)
+}
+
+func recordBodySize(r *Record, tsDelta, offDelta int64) int {
+	n := 1 + varintLen(tsDelta) + varintLen(offDelta) + bytesLen(r.Key) + bytesLen(r.Value)
+	n += varintLen(int64(len(r.Headers)))
+	for _, h := range r.Headers {
+		n += varintLen(int64(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
+	}
+	return n
+}
+
+// Limits bound what Records accepts. Zero fields mean no limit.
+type Limits struct {
+	MaxRecordBytes int // largest encoded record (its length field)
+}
+
+// Records decodes the records of an uncompressed, verified batch and calls fn
+// for each. Keys, values and header values alias batch. It checks that the
+// records fill the batch exactly and that their count matches the header.
+func Records(batch []byte, lim Limits, fn func(Record) error) error {
+	h, err := ParseHeader(batch)
+	if err != nil {
+		return err
+	}
+	if h.Compression() != CompressionNone {
+		return fmt.Errorf("%w: %s", ErrCompressed, h.Compression())
+	}
+	if h.Size() > len(batch) {
+		return fmt.Errorf("%w: batch of %d bytes, have %d", ErrShort, h.Size(), len(batch))
+	}
+	d := decoder{buf: batch[HeaderSize:h.Size()]}
+	for i := int32(0); i < h.NumRecords; i++ {
+		length := d.varint()
+		if d.err != nil {
+			return d.fail(i)
+		}
+		if length < 0 || length > int64(len(d.buf)) {
+			return fmt.Errorf("%w: record %d length %d, %d bytes left", ErrCorrupt, i, length, len(d.buf))
+		}
+		if lim.MaxRecordBytes > 0 && length > int64(lim.MaxRecordBytes) {
+			return fmt.Errorf("%w: record %d is %d bytes, limit %d", ErrTooLarge, i, length, lim.MaxRecordBytes)
+		}
+		rd := decoder{buf: d.buf[:length]}
+		d.buf = d.buf[length:]
+		rd.byte() // attributes
+		tsDelta := rd.varint()
+		offDelta := rd.varint()
+		r := Record{
+			Offset:    h.BaseOffset + offDelta,
+			Timestamp: h.FirstTimestamp + tsDelta,
+			Key:       rd.bytes(),
+			Value:     rd.bytes(),
+		}
+		nh := rd.varint()
+		if rd.err == nil && (nh < 0 || nh > int64(len(rd.buf))) {
+			return fmt.Errorf("%w: record %d has %d headers in %d bytes", ErrCorrupt, i, nh, len(rd.buf))
+		}
+		if nh > 0 {
+			r.Headers = make([]RecordHeader, 0, nh)
+		}
+		for j := int64(0); j < nh && rd.err == nil; j++ {
+			k := rd.bytes()
+			r.Headers = append(r.Headers, RecordHeader{Key: string(k), Value: rd.bytes()})
+		}
+		if rd.err != nil {
+			return rd.fail(i)
+		}
+		if len(rd.buf) != 0 {
+			return fmt.Errorf("%w: record %d has %d trailing bytes", ErrCorrupt, i, len(rd.buf))
+		}
+		if offDelta < 0 || offDelta > int64(h.LastOffsetDelta) {
+			return fmt.Errorf("%w: record %d offset delta %d outside 0..%d", ErrCorrupt, i, offDelta, h.LastOffsetDelta)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if len(d.buf) != 0 {
+		return fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(d.buf))
+	}
+	return nil
+}
+
+// decoder reads varints and length-prefixed bytes, remembering the first error.
+type decoder struct {
+	buf []byte
+	err error
+}
+
+func (d *decoder) fail(i int32) error {
+	return fmt.Errorf("%w: record %d: %v", ErrCorrupt, i, d.err)
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil || len(d.buf) < 1 {
+		d.setErr("missing attributes")
+		return 0
+	}
+	c := d.buf[0]
+	d.buf = d.buf[1:]
+	return c
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.buf)
+	if n <= 0 {
+		d.setErr("bad varint")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.varint()
+	if d.err != nil {
+		return nil
+	}
+	if n == -1 {
+		return nil
+	}
+	if n < 0 || n > int64(len(d.buf)) || n > math.MaxInt32 {
+		d.setErr(fmt.Sprintf("length %d with %d bytes left", n, len(d.buf)))
+		return nil
+	}
+	p := d.buf[:n:n]
+	d.buf = d.buf[n:]
+	return p
+}
+
+func (d *decoder) setErr(msg string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%s", msg)
+	}
+}
