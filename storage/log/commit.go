@@ -36,18 +36,23 @@ func (l *Log) flushLoop() {
 	}
 }
 
-// syncOnce fsyncs the active segment up to what is written now.
+// syncOnce writes pending batches and fsyncs the active segment up to what
+// is written now.
 func (l *Log) syncOnce() {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
-	l.mu.RLock()
+	l.mu.Lock()
 	if l.closed || l.failed != nil || l.durable >= l.next {
-		l.mu.RUnlock()
+		l.mu.Unlock()
 		return
 	}
 	seg := l.segments[len(l.segments)-1]
+	if err := l.writePending(seg); err != nil {
+		l.mu.Unlock()
+		return
+	}
 	target, pos := l.next, seg.size
-	l.mu.RUnlock()
+	l.mu.Unlock()
 
 	err := seg.file.Sync()
 
@@ -62,6 +67,28 @@ func (l *Log) syncOnce() {
 		return
 	}
 	l.syncFailed(seg, err)
+}
+
+// writePending writes the batches collected under FsyncAlways to seg. On a
+// failed or short write it cuts every unsynced append, as a failed fsync
+// does. Called with mu held.
+func (l *Log) writePending(seg *segment) error {
+	if len(l.pending) == 0 {
+		return nil
+	}
+	n, err := seg.file.Write(l.pending)
+	if err == nil && n != len(l.pending) {
+		err = fmt.Errorf("short write: %d of %d bytes", n, len(l.pending))
+	}
+	l.pending = l.pending[:0]
+	if err != nil {
+		l.syncFailed(seg, err)
+		if l.failed != nil {
+			return l.failed
+		}
+		return fmt.Errorf("%w: %w", ErrWrite, err)
+	}
+	return nil
 }
 
 // syncFailed handles a failed fsync. After a failed fsync the kernel may have
@@ -79,6 +106,7 @@ func (l *Log) syncFailed(seg *segment, err error) {
 		return
 	}
 	cut := l.durable
+	l.pending = l.pending[:0]
 	if terr := seg.file.Truncate(l.durablePos); terr != nil {
 		l.failed = fmt.Errorf("fsync: %v; truncate: %w", err, terr)
 	} else if serr := seg.file.Sync(); serr != nil {
@@ -89,7 +117,7 @@ func (l *Log) syncFailed(seg *segment, err error) {
 		l.broadcastDurable()
 		return
 	}
-	l.opts.Logger.Warn("fsync failed, unsynced appends cut", "dir", l.dir, "from_offset", cut, "err", err)
+	l.opts.Logger.Warn("write or fsync failed, unsynced appends cut", "dir", l.dir, "from_offset", cut, "err", err)
 	seg.size, seg.next = l.durablePos, cut
 	for len(seg.index) > 0 && int64(seg.index[len(seg.index)-1].pos) >= seg.size {
 		seg.index = seg.index[:len(seg.index)-1]
@@ -106,7 +134,7 @@ func (l *Log) syncFailed(seg *segment, err error) {
 	// value only makes time searches look further, never miss.
 	l.next = cut
 	l.gen++
-	l.truncs = append(l.truncs, truncation{gen: l.gen, point: cut, err: fmt.Errorf("%w: fsync: %w", ErrWrite, err)})
+	l.truncs = append(l.truncs, truncation{gen: l.gen, point: cut, err: fmt.Errorf("%w: %w", ErrWrite, err)})
 	if len(l.truncs) > 16 {
 		l.truncs = l.truncs[len(l.truncs)-16:]
 	}

@@ -28,6 +28,9 @@ type Log struct {
 	durable  int64      // offsets below this are on disk
 	// durablePos is the active segment's size at the durable offset.
 	durablePos int64
+	// pending holds batches appended under FsyncAlways that the flusher has
+	// not written yet; the active segment's size counts them.
+	pending []byte
 	visible    int64 // offsets below this are served to readers
 	floor      int64 // everything below may be deleted (SetDeleteFloor)
 	gen        uint64
@@ -164,7 +167,11 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 	record.SetBaseOffset(batch, base)
 	seg := l.segments[len(l.segments)-1]
 	pos := seg.size
-	if n, err := seg.file.Write(batch); err != nil || n != len(batch) {
+	if l.opts.Fsync.Mode == FsyncAlways {
+		// The flusher writes what collects here with one write, then one
+		// fsync: concurrent appends share both.
+		l.pending = append(l.pending, batch...)
+	} else if n, err := seg.file.Write(batch); err != nil || n != len(batch) {
 		if err == nil {
 			err = fmt.Errorf("short write: %d of %d bytes", n, len(batch))
 		}
@@ -262,6 +269,9 @@ func (l *Log) maybeRoll(incoming int64) error {
 // job to one file, and a sync error to the active segment alone.
 func (l *Log) roll() error {
 	seg := l.segments[len(l.segments)-1]
+	if err := l.writePending(seg); err != nil {
+		return err
+	}
 	if err := seg.file.Sync(); err != nil {
 		return fmt.Errorf("%w: sync segment %d: %w", ErrWrite, seg.base, err)
 	}
@@ -301,6 +311,11 @@ func (l *Log) Close() error {
 	defer l.mu.Unlock()
 	var errs []error
 	active := l.segments[len(l.segments)-1]
+	if l.failed == nil {
+		if err := l.writePending(active); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if l.failed == nil {
 		if err := active.file.Sync(); err != nil {
 			l.failed = fmt.Errorf("fsync on close: %w", err)
