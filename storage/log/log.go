@@ -212,14 +212,7 @@ func (l *Log) validate(batch []byte) (record.Header, error) {
 	if h.Compression() != record.CompressionNone {
 		return h, nil // records are checked by whoever compressed them
 	}
-	i := int64(0)
-	err = record.Records(batch, record.Limits{MaxRecordBytes: l.opts.MaxRecordBytes}, func(r record.Record) error {
-		if r.Offset != h.BaseOffset+i {
-			return fmt.Errorf("record %d has offset delta %d", i, r.Offset-h.BaseOffset)
-		}
-		i++
-		return nil
-	})
+	err = record.CheckDense(batch, record.Limits{MaxRecordBytes: l.opts.MaxRecordBytes})
 	if errors.Is(err, record.ErrTooLarge) {
 		return h, fmt.Errorf("%w: %w", ErrBatchTooLarge, err)
 	}

@@ -52,3 +52,30 @@ func FuzzDecode(f *testing.F) {
 		})
 	})
 }
+
+// FuzzCheckDense: CheckDense never panics and agrees with Records on which
+// batches are valid and dense.
+func FuzzCheckDense(f *testing.F) {
+	f.Add(Encode(sample()...))
+	f.Add(Encode(Record{Value: []byte("x")}))
+	f.Add(Encode(Record{Key: []byte("k"), Value: bytes.Repeat([]byte{1}, 200),
+		Headers: []RecordHeader{{Key: "a", Value: nil}, {Key: "", Value: []byte{}}}}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkErr := CheckDense(data, Limits{})
+		i := int64(0)
+		h, herr := ParseHeader(data)
+		recErr := Records(data, Limits{}, func(r Record) error {
+			if r.Offset != h.BaseOffset+i {
+				return ErrCorrupt
+			}
+			i++
+			return nil
+		})
+		if herr == nil && recErr == nil && i != int64(h.NumRecords) {
+			recErr = ErrCorrupt
+		}
+		if (checkErr == nil) != (recErr == nil) {
+			t.Fatalf("CheckDense says %v, Records says %v", checkErr, recErr)
+		}
+	})
+}

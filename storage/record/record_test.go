@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -156,5 +157,27 @@ func TestSplit(t *testing.T) {
 	}
 	if err := Split(buf[:len(buf)-4], func(Header, []byte) error { return nil }); !errors.Is(err, ErrShort) {
 		t.Fatalf("torn tail: %v", err)
+	}
+}
+
+func TestCheckDense(t *testing.T) {
+	b := Encode(sample()...)
+	if err := CheckDense(b, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckDense(b, Limits{MaxRecordBytes: 10}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("limit: %v", err)
+	}
+	// Record 1's offset delta (after its length, attributes and timestamp
+	// delta) rewritten from 1 to 2: valid bytes, not dense.
+	var bl Builder
+	bl.Add(Record{Timestamp: 5, Value: []byte("a")})
+	bl.Add(Record{Timestamp: 5, Value: []byte("b")})
+	nd := bl.Build()
+	first := 1 + int(nd[HeaderSize]>>1) // length varint + body of record 0
+	nd[HeaderSize+first+3] = 4          // zigzag(2)
+	binary.BigEndian.PutUint32(nd[offCRC:], Checksum(nd))
+	if err := CheckDense(nd, Limits{}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("non-dense batch: %v", err)
 	}
 }
