@@ -90,6 +90,7 @@ func newRootCmd() *cobra.Command {
 	// newLogCmd from log.go goes next.
 	root.AddCommand(
 		newVersionCmd(),
+		newLogCmd(),
 	)
 	return root
 }

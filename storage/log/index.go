@@ -89,14 +89,14 @@ func decodeTimeIndex(b []byte, maxRel uint64) ([]timeEntry, error) {
 	return es, nil
 }
 
-// lookupOffset returns the position of the last indexed batch whose base
-// offset is at or below rel (0 when none is).
-func lookupOffset(es []offsetEntry, rel uint32) int64 {
+// lookupOffset returns the position and relative offset of the last indexed
+// batch whose base offset is at or below rel (0, 0 when none is).
+func lookupOffset(es []offsetEntry, rel uint32) (pos int64, at uint32) {
 	i := sort.Search(len(es), func(i int) bool { return es[i].rel > rel })
 	if i == 0 {
-		return 0
+		return 0, 0
 	}
-	return int64(es[i-1].pos)
+	return int64(es[i-1].pos), es[i-1].rel
 }
 
 // lookupTime returns the relative offset before which every record is older

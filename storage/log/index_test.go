@@ -11,7 +11,7 @@ func TestIndexLookup(t *testing.T) {
 		rel  uint32
 		want int64
 	}{{0, 0}, {9, 0}, {10, 100}, {19, 100}, {20, 200}, {34, 200}, {35, 300}, {1000, 300}} {
-		if got := lookupOffset(es, c.rel); got != c.want {
+		if got, _ := lookupOffset(es, c.rel); got != c.want {
 			t.Errorf("lookupOffset(%d) = %d, want %d", c.rel, got, c.want)
 		}
 	}

@@ -31,12 +31,12 @@ type Log struct {
 	// pending holds batches appended under FsyncAlways that the flusher has
 	// not written yet; the active segment's size counts them.
 	pending []byte
-	visible    int64 // offsets below this are served to readers
-	floor      int64 // everything below may be deleted (SetDeleteFloor)
-	gen        uint64
-	truncs     []truncation
-	failed     error
-	closed     bool
+	visible int64 // offsets below this are served to readers
+	floor   int64 // everything below may be deleted (SetDeleteFloor)
+	gen     uint64
+	truncs  []truncation
+	failed  error
+	closed  bool
 	// durableCh is closed when durable advances or a sync fails.
 	durableCh chan struct{}
 	// changedCh is closed when visible advances; nil until someone waits.

@@ -378,7 +378,7 @@ func TestOrphansAndStrayFilesOnOpen(t *testing.T) {
 	}
 	l.Close()
 	os.WriteFile(filepath.Join(dir, SegmentName(99999)+indexSuffix), []byte{1, 2}, 0o644)
-	os.WriteFile(filepath.Join(dir, "x.tmp"), []byte{1}, 0o644)
+	os.WriteFile(filepath.Join(dir, SegmentName(0)+indexSuffix+".tmp"), []byte{1}, 0o644)
 	l = openT(t, dir, Options{SegmentBytes: 1024})
 	defer l.Close()
 	if len(l.Recovery().RemovedOrphans) != 2 {

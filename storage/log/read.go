@@ -45,7 +45,13 @@ func (l *Log) Read(offset int64, maxBytes int) (ReadResult, error) {
 			return res, err
 		}
 		if pos < 0 {
-			continue // not in this segment (a damaged one ends early): try the next
+			if i+1 < len(l.segments) && offset >= seg.next && offset < l.segments[i+1].base {
+				// A sealed segment whose scan stopped early at open: these
+				// offsets are lost to damage. Say so rather than skip them.
+				return res, fmt.Errorf("%w: segment %d is damaged: offsets %d..%d unreadable",
+					ErrCorrupt, seg.base, seg.next, l.segments[i+1].base-1)
+			}
+			continue
 		}
 		data, next, err := readBatches(seg, pos, lim, h, maxBytes)
 		if err != nil {
@@ -75,7 +81,15 @@ func (l *Log) readLimit(seg *segment) int64 {
 // findBatch returns the position and header of the batch in seg that holds
 // offset, or -1 when seg has no such batch below lim.
 func (l *Log) findBatch(seg *segment, offset, lim int64) (int64, record.Header, error) {
-	pos := lookupOffset(seg.index, uint32(max(offset-seg.base, 0)))
+	pos, at := lookupOffset(seg.index, uint32(max(offset-seg.base, 0)))
+	if pos > 0 {
+		// An index entry that does not point at its batch is damage in the
+		// index, not the data: scan from the start of the segment instead.
+		if h, err := seg.readHeader(pos); err != nil || h.BaseOffset != seg.base+int64(at) {
+			l.opts.Logger.Warn("offset index entry does not match its batch; scanning", "dir", l.dir, "segment", seg.base, "position", pos)
+			pos = 0
+		}
+	}
 	for pos < lim {
 		h, err := seg.readHeader(pos)
 		if err != nil {
@@ -110,10 +124,8 @@ func readBatches(seg *segment, pos, lim int64, first record.Header, maxBytes int
 	if used == 0 {
 		return nil, 0, fmt.Errorf("%w: segment %d at %d: %w", ErrCorrupt, seg.base, pos, err)
 	}
-	if err != nil && !errors.Is(err, record.ErrShort) {
-		// Serve the good batches; the next read reports the damage.
-		return buf[:used], next, nil
-	}
+	// A later batch that failed its check is left out; the next read
+	// starts there and reports it.
 	return buf[:used], next, nil
 }
 
@@ -131,7 +143,7 @@ func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 		}
 		lim := l.readLimit(seg)
 		startRel := lookupTime(seg.times, ts)
-		pos := lookupOffset(seg.index, startRel)
+		pos, _ := lookupOffset(seg.index, startRel)
 		for pos < lim {
 			h, err := seg.readHeader(pos)
 			if err != nil {

@@ -25,7 +25,8 @@ func (l *Log) recover() error {
 	var indexFiles []string
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasSuffix(name, ".tmp") {
+		if _, _, ok := ParseSegmentName(strings.TrimSuffix(name, ".tmp")); ok && strings.HasSuffix(name, ".tmp") && !e.IsDir() {
+			// An index rewrite that did not finish.
 			l.removeOrphan(name)
 			continue
 		}

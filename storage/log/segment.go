@@ -33,7 +33,7 @@ func ParseSegmentName(name string) (base int64, suffix string, ok bool) {
 		return 0, "", false
 	}
 	base, err := strconv.ParseInt(name[:i], 10, 64)
-	if err != nil || base < 0 {
+	if err != nil || base < 0 || SegmentName(base) != name[:i] {
 		return 0, "", false
 	}
 	return base, name[i:], true
@@ -148,15 +148,32 @@ func (s *segment) loadIndexes(fs vfs.FS, next int64) error {
 	if len(times) == 0 && s.size > 0 {
 		return errors.New("time index is empty")
 	}
-	// The last indexed batch must really start where the index says.
+	// From the last indexed batch (or the start), the batch headers must
+	// chain to the end of the file and to the next segment's base offset,
+	// and none may be newer than the time index says.
+	var pos, off int64 = 0, s.base
 	if n := len(idx); n > 0 {
-		h, err := s.readHeader(int64(idx[n-1].pos))
+		pos, off = int64(idx[n-1].pos), s.base+int64(idx[n-1].rel)
+	}
+	var tsMax int64 = noTimestamp
+	if len(times) > 0 {
+		tsMax = times[len(times)-1].ts
+	}
+	for pos < s.size {
+		h, err := s.readHeader(pos)
 		if err != nil {
-			return fmt.Errorf("last index entry: %w", err)
+			return fmt.Errorf("batch at %d: %w", pos, err)
 		}
-		if h.BaseOffset != s.base+int64(idx[n-1].rel) {
-			return fmt.Errorf("last index entry points at offset %d, want %d", h.BaseOffset, s.base+int64(idx[n-1].rel))
+		if h.BaseOffset != off {
+			return fmt.Errorf("batch at %d has offset %d, want %d", pos, h.BaseOffset, off)
 		}
+		if h.NumRecords > 0 && h.MaxTimestamp > tsMax {
+			return fmt.Errorf("batch at %d has timestamp %d, time index ends at %d", pos, h.MaxTimestamp, tsMax)
+		}
+		pos, off = pos+int64(h.Size()), h.NextOffset()
+	}
+	if pos != s.size || off != next {
+		return fmt.Errorf("batches end at %d (offset %d), file at %d (next segment %d)", pos, off, s.size, next)
 	}
 	s.index, s.times, s.next = idx, times, next
 	if len(times) > 0 {

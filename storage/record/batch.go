@@ -14,6 +14,9 @@ const (
 	LogOverhead = 12
 	// Magic is the only batch format version Ferry stores.
 	Magic = 2
+	// CRCStart is where the CRC's coverage starts: the attributes field. The
+	// CRC runs from here to the end of the batch.
+	CRCStart = offAttributes
 
 	offBaseOffset   = 0
 	offLength       = 8
