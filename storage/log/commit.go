@@ -206,8 +206,11 @@ func (l *Log) waitDurable(gen uint64, end int64) error {
 // sharing the fsync with concurrent appends.
 func (l *Log) Sync() error {
 	l.mu.RLock()
-	end, gen := l.next, l.gen
+	end, gen, closed := l.next, l.gen, l.closed
 	l.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
 	l.requestSync()
 	return l.waitDurable(gen, end)
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ferrymq/ferry/storage/vfs"
 )
@@ -157,4 +158,20 @@ func TestRollFailure(t *testing.T) {
 	mustAppend(t, l, batchOf("c", 4, 1))
 	n += 4
 	checkReopen(t, l, dir, n)
+}
+
+func TestCloseReportsFailureAndSyncAfterClose(t *testing.T) {
+	fs := vfs.NewFaulty(vfs.Default)
+	l := openT(t, t.TempDir(), Options{FS: fs, Fsync: Fsync{Mode: FsyncInterval, Interval: time.Hour}})
+	mustAppend(t, l, batchOf("a", 1, 1))
+	fs.Add(vfs.Rule{Op: vfs.OpSync, PathContains: ".log", Err: syscall.EIO, Count: 1})
+	if err := l.Sync(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("sync: %v", err)
+	}
+	if err := l.Close(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("close of a failed log: %v", err)
+	}
+	if err := l.Sync(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("sync after close: %v", err)
+	}
 }

@@ -320,6 +320,9 @@ func (l *Log) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if l.failed != nil && len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrFailed, l.failed))
+	}
 	for _, s := range l.segments {
 		if err := s.close(); err != nil {
 			errs = append(errs, err)
