@@ -111,7 +111,7 @@ func TestFsyncFailureCutsUnsyncedAppends(t *testing.T) {
 }
 
 func TestUndoFailureFailsLogUntilReopen(t *testing.T) {
-	l, fs, dir := faultyLog(t, FsyncAlways)
+	l, fs, dir := faultyLog(t, FsyncNever)
 	mustAppend(t, l, batchOf("a", 2, 1))
 	fs.Add(vfs.Rule{Op: vfs.OpWrite, PathContains: ".log", Err: syscall.EIO, Keep: 30, Count: 1})
 	fs.Add(vfs.Rule{Op: vfs.OpTruncate, PathContains: ".log", Err: syscall.EIO, Count: 1})

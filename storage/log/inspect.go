@@ -73,6 +73,7 @@ const (
 	FindingReadError      FindingKind = "read-error"        // a file could not be read
 	FindingNoSegments     FindingKind = "no-segments"       // the folder holds no segment
 	FindingBadSegmentName FindingKind = "bad-segment-name"  // a name log.Open misreads as a segment
+	FindingPreallocated   FindingKind = "preallocated"      // zeros written ahead after the active segment's last batch
 )
 
 // Finding is one problem (or notice) Inspect found.
@@ -405,6 +406,9 @@ func (s *segmentScan) scan() {
 	for pos < s.size {
 		left := s.size - pos
 		if left < record.HeaderSize {
+			if s.preallocated(pos, left) {
+				return
+			}
 			s.tornTail(pos, fmt.Sprintf("%d bytes after the last whole batch, too few for a batch header", left))
 			return
 		}
@@ -415,8 +419,7 @@ func (s *segmentScan) scan() {
 		}
 		h, err := record.ParseHeader(hb)
 		if err != nil {
-			if s.last && s.zeroFrom(pos) {
-				s.tornTail(pos, fmt.Sprintf("%d zero bytes after the last whole batch", left))
+			if s.preallocated(pos, left) {
 				return
 			}
 			s.damage(FindingBadHeader, pos, s.next, fmt.Sprintf("no batch header where one should start (%v); the %d bytes from here are not read", err, left))
@@ -432,6 +435,18 @@ func (s *segmentScan) scan() {
 		}
 		pos += int64(h.Size())
 	}
+}
+
+// preallocated reports the zeros that fsync=always writes ahead of the data
+// in the active segment; a log that was not closed keeps them until the next
+// open trims them.
+func (s *segmentScan) preallocated(pos, left int64) bool {
+	if !s.last || !s.zeroFrom(pos) {
+		return false
+	}
+	s.in.add(Finding{Severity: SeverityNotice, Kind: FindingPreallocated, File: s.si.File, Segment: s.base, Position: pos, Offset: s.next,
+		Message: fmt.Sprintf("%d zero bytes written ahead after the last batch; the next open trims them", left)})
+	return true
 }
 
 // tornTail reports bytes at the end that hold no whole batch.

@@ -31,6 +31,8 @@ type Log struct {
 	// pending holds batches appended under FsyncAlways that the flusher has
 	// not written yet; the active segment's size counts them.
 	pending []byte
+	// zeros is written ahead of the data under FsyncAlways (see preallocate).
+	zeros   []byte
 	visible int64 // offsets below this are served to readers
 	floor   int64 // everything below may be deleted (SetDeleteFloor)
 	gen     uint64
@@ -171,7 +173,7 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 		// The flusher writes what collects here with one write, then one
 		// fsync: concurrent appends share both.
 		l.pending = append(l.pending, batch...)
-	} else if n, err := seg.file.Write(batch); err != nil || n != len(batch) {
+	} else if n, err := seg.file.WriteAt(batch, pos); err != nil || n != len(batch) {
 		if err == nil {
 			err = fmt.Errorf("short write: %d of %d bytes", n, len(batch))
 		}
@@ -181,6 +183,7 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 	}
 	h.BaseOffset = base
 	seg.noteBatch(&h, pos, l.opts.IndexIntervalBytes)
+	seg.allocated = max(seg.allocated, seg.size)
 	l.next = h.NextOffset()
 	res := AppendResult{BaseOffset: base, LastOffset: h.LastOffset()}
 	if l.opts.Fsync.Mode != FsyncAlways {
@@ -239,6 +242,7 @@ func (l *Log) undoWrite(seg *segment, pos int64, cause error) {
 		l.opts.Logger.Error("log failed", "dir", l.dir, "err", l.failed)
 		return
 	}
+	seg.allocated = pos
 	l.opts.Logger.Warn("append failed, undone", "dir", l.dir, "err", cause)
 }
 
@@ -264,6 +268,9 @@ func (l *Log) roll() error {
 	seg := l.segments[len(l.segments)-1]
 	if err := l.writePending(seg); err != nil {
 		return err
+	}
+	if err := seg.trimAllocation(); err != nil {
+		return fmt.Errorf("%w: trim segment %d: %w", ErrWrite, seg.base, err)
 	}
 	if err := seg.file.Sync(); err != nil {
 		return fmt.Errorf("%w: sync segment %d: %w", ErrWrite, seg.base, err)
@@ -310,6 +317,9 @@ func (l *Log) Close() error {
 		}
 	}
 	if l.failed == nil {
+		if err := active.trimAllocation(); err != nil {
+			errs = append(errs, err)
+		}
 		if err := active.file.Sync(); err != nil {
 			l.failed = fmt.Errorf("fsync on close: %w", err)
 			errs = append(errs, err)

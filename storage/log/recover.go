@@ -118,6 +118,15 @@ func (l *Log) recoverTail(seg *segment) error {
 	if res.err == nil && res.size == fileSize {
 		return nil
 	}
+	if res.err == nil {
+		// Only zeros written ahead follow the data.
+		l.opts.Logger.Debug("trimmed preallocated space", "dir", l.dir, "segment", seg.base, "bytes", res.zeroTail)
+		if err := seg.file.Truncate(res.size); err != nil {
+			return fmt.Errorf("trim segment %d: %w", seg.base, err)
+		}
+		seg.allocated = res.size
+		return seg.file.Sync()
+	}
 	reason := "trailing bytes"
 	if res.err != nil {
 		reason = res.err.Error()
@@ -130,6 +139,7 @@ func (l *Log) recoverTail(seg *segment) error {
 	if err := seg.file.Truncate(res.size); err != nil {
 		return fmt.Errorf("cut tail of segment %d: %w", seg.base, err)
 	}
+	seg.allocated = res.size
 	if err := seg.file.Sync(); err != nil {
 		return fmt.Errorf("cut tail of segment %d: %w", seg.base, err)
 	}

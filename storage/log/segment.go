@@ -42,13 +42,16 @@ func ParseSegmentName(name string) (base int64, suffix string, ok bool) {
 // segment is one .log file and its indexes. Fields change only under the
 // log's write lock; readers hold its read lock.
 type segment struct {
-	base    int64
-	path    string // without suffix
-	file    vfs.File
-	size    int64 // bytes of whole, checked batches
-	next    int64 // offset after the last batch
-	maxTS   int64 // largest record timestamp, noTimestamp when empty
-	created time.Time
+	base int64
+	path string // without suffix
+	file vfs.File
+	size int64 // bytes of whole, checked batches
+	// allocated is the file's length: at least size, more when zeros were
+	// written ahead so that fsyncs need not change the file's length.
+	allocated int64
+	next      int64 // offset after the last batch
+	maxTS     int64 // largest record timestamp, noTimestamp when empty
+	created   time.Time
 
 	index []offsetEntry
 	times []timeEntry
@@ -63,7 +66,7 @@ func (s *segment) timeIndexPath() string { return s.path + timeIndexSuffix }
 // createSegment makes the three files of a new, empty segment.
 func createSegment(fs vfs.FS, dir string, base int64, now time.Time) (*segment, error) {
 	s := &segment{base: base, path: filepath.Join(dir, SegmentName(base)), next: base, maxTS: noTimestamp, created: now}
-	f, err := fs.OpenFile(s.logPath(), os.O_CREATE|os.O_EXCL|os.O_RDWR|os.O_APPEND, 0o644)
+	f, err := fs.OpenFile(s.logPath(), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +77,7 @@ func createSegment(fs vfs.FS, dir string, base int64, now time.Time) (*segment, 
 // openSegmentFile opens an existing segment's log file for appending and reading.
 func openSegmentFile(fs vfs.FS, dir string, base int64) (*segment, error) {
 	s := &segment{base: base, path: filepath.Join(dir, SegmentName(base)), next: base, maxTS: noTimestamp}
-	f, err := fs.OpenFile(s.logPath(), os.O_RDWR|os.O_APPEND, 0o644)
+	f, err := fs.OpenFile(s.logPath(), os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +86,7 @@ func openSegmentFile(fs vfs.FS, dir string, base int64) (*segment, error) {
 		f.Close()
 		return nil, err
 	}
-	s.file, s.size, s.created = f, fi.Size(), fi.ModTime()
+	s.file, s.size, s.allocated, s.created = f, fi.Size(), fi.Size(), fi.ModTime()
 	return s, nil
 }
 
@@ -199,6 +202,9 @@ type scanResult struct {
 	size  int64 // bytes of good batches from the start
 	err   error // why scanning stopped early, nil at a clean end
 	count int   // good batches
+	// zeroTail is how many zero bytes followed the last batch: space
+	// written ahead, cut without complaint.
+	zeroTail int64
 }
 
 // scan reads the whole segment batch by batch from position 0, checking
@@ -260,9 +266,47 @@ func (s *segment) scan(interval int64) scanResult {
 			buf = make([]byte, 0, chunk)
 		}
 	}
+	if res.err != nil {
+		// Zeros after the last batch are space written ahead (preallocate),
+		// not damage.
+		if zero, err := s.allZero(pos, fileSize); err == nil && zero {
+			res.err = nil
+			res.zeroTail = fileSize - pos
+		}
+	}
 	res.size = pos
 	s.size = pos
 	return res
+}
+
+// allZero reports whether the bytes in [from, to) are all zero.
+func (s *segment) allZero(from, to int64) (bool, error) {
+	buf := make([]byte, min(to-from, 1<<20))
+	for from < to {
+		n := min(int64(len(buf)), to-from)
+		if _, err := s.file.ReadAt(buf[:n], from); err != nil {
+			return false, err
+		}
+		for _, c := range buf[:n] {
+			if c != 0 {
+				return false, nil
+			}
+		}
+		from += n
+	}
+	return true, nil
+}
+
+// trimAllocation cuts zeros written ahead, so the file ends with its data.
+func (s *segment) trimAllocation() error {
+	if s.allocated <= s.size {
+		return nil
+	}
+	if err := s.file.Truncate(s.size); err != nil {
+		return err
+	}
+	s.allocated = s.size
+	return nil
 }
 
 func (s *segment) close() error { return s.file.Close() }

@@ -180,6 +180,21 @@ func (f *faultyFile) Write(p []byte) (int, error) {
 	return n, err
 }
 
+func (f *faultyFile) WriteAt(p []byte, off int64) (int, error) {
+	keep, err := f.fs.check(OpWrite, f.Name())
+	if err == nil {
+		return f.File.WriteAt(p, off)
+	}
+	if keep > len(p) {
+		keep = len(p)
+	}
+	n := 0
+	if keep > 0 {
+		n, _ = f.File.WriteAt(p[:keep], off)
+	}
+	return n, err
+}
+
 func (f *faultyFile) ReadAt(p []byte, off int64) (int, error) {
 	if _, err := f.fs.check(OpRead, f.Name()); err != nil {
 		return 0, err

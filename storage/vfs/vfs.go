@@ -13,11 +13,13 @@ import (
 )
 
 // File is an open file. Implementations must allow ReadAt concurrently with
-// Write (pread and write on the same descriptor), which *os.File does.
+// Write and WriteAt (pread and pwrite on the same descriptor), which *os.File
+// does.
 type File interface {
 	io.Reader
 	io.ReaderAt
 	io.Writer
+	io.WriterAt
 	io.Closer
 	// Sync flushes the file's data and metadata to stable storage (fsync).
 	Sync() error
