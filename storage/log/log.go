@@ -183,10 +183,10 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 	}
 	h.BaseOffset = base
 	seg.noteBatch(&h, pos, l.opts.IndexIntervalBytes)
-	seg.allocated = max(seg.allocated, seg.size)
 	l.next = h.NextOffset()
 	res := AppendResult{BaseOffset: base, LastOffset: h.LastOffset()}
 	if l.opts.Fsync.Mode != FsyncAlways {
+		seg.allocated = max(seg.allocated, seg.size)
 		l.advanceVisible(l.next)
 		l.mu.Unlock()
 		return res, nil
