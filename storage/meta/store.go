@@ -86,6 +86,9 @@ type Store struct {
 	ckptMu  sync.Mutex
 	covered int64 // offset the checkpoint on disk covers
 
+	// builders reuses record builders across Apply calls.
+	builders sync.Pool
+
 	ckptReq  chan struct{}
 	stop     chan struct{}
 	stopped  chan struct{}
@@ -273,8 +276,11 @@ func (s *Store) Apply(b *Batch, d Durability) error {
 	if len(b.ops) == 0 {
 		return nil
 	}
-	bld := builderPool.Get().(*record.Builder)
-	defer putBuilder(bld)
+	bld, _ := s.builders.Get().(*record.Builder)
+	if bld == nil {
+		bld = new(record.Builder)
+	}
+	defer s.putBuilder(bld)
 	bld.Reset()
 	encodeBatch(bld, b.ops, time.Now().UnixMilli())
 	if n := bld.Size(); n > s.opts.MaxBatchBytes {
@@ -306,12 +312,10 @@ func (s *Store) Apply(b *Batch, d Durability) error {
 	return nil
 }
 
-var builderPool = sync.Pool{New: func() any { return new(record.Builder) }}
-
 // putBuilder returns a builder to the pool unless it grew large.
-func putBuilder(b *record.Builder) {
+func (s *Store) putBuilder(b *record.Builder) {
 	if b.Size() <= 64<<10 {
-		builderPool.Put(b)
+		s.builders.Put(b)
 	}
 }
 
