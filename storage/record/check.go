@@ -10,17 +10,10 @@ import (
 // record i must have offset delta i, and no record may exceed the limit. It
 // is the cheap check the log runs on every append.
 func CheckDense(batch []byte, lim Limits) error {
-	h, err := ParseHeader(batch)
+	h, buf, err := uncompressedBody(batch)
 	if err != nil {
 		return err
 	}
-	if h.Compression() != CompressionNone {
-		return fmt.Errorf("%w: %s", ErrCompressed, h.Compression())
-	}
-	if h.Size() > len(batch) {
-		return fmt.Errorf("%w: batch of %d bytes, have %d", ErrShort, h.Size(), len(batch))
-	}
-	buf := batch[HeaderSize:h.Size()]
 	for i := range int64(h.NumRecords) {
 		length, n := uvarintZigzag(buf)
 		if n <= 0 || length < 0 || length > int64(len(buf)-n) {

@@ -172,17 +172,11 @@ type Limits struct {
 // for each. Keys, values and header values alias batch. It checks that the
 // records fill the batch exactly and that their count matches the header.
 func Records(batch []byte, lim Limits, fn func(Record) error) error {
-	h, err := ParseHeader(batch)
+	h, body, err := uncompressedBody(batch)
 	if err != nil {
 		return err
 	}
-	if h.Compression() != CompressionNone {
-		return fmt.Errorf("%w: %s", ErrCompressed, h.Compression())
-	}
-	if h.Size() > len(batch) {
-		return fmt.Errorf("%w: batch of %d bytes, have %d", ErrShort, h.Size(), len(batch))
-	}
-	d := decoder{buf: batch[HeaderSize:h.Size()]}
+	d := decoder{buf: body}
 	for i := int32(0); i < h.NumRecords; i++ {
 		length := d.varint()
 		if d.err != nil {
@@ -233,6 +227,22 @@ func Records(batch []byte, lim Limits, fn func(Record) error) error {
 		return fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(d.buf))
 	}
 	return nil
+}
+
+// uncompressedBody returns the header and the record bytes of an
+// uncompressed batch.
+func uncompressedBody(batch []byte) (Header, []byte, error) {
+	h, err := ParseHeader(batch)
+	if err != nil {
+		return h, nil, err
+	}
+	if h.Compression() != CompressionNone {
+		return h, nil, fmt.Errorf("%w: %s", ErrCompressed, h.Compression())
+	}
+	if h.Size() > len(batch) {
+		return h, nil, fmt.Errorf("%w: batch of %d bytes, have %d", ErrShort, h.Size(), len(batch))
+	}
+	return h, batch[HeaderSize:h.Size()], nil
 }
 
 // decoder reads varints and length-prefixed bytes, remembering the first error.

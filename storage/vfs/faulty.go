@@ -166,31 +166,24 @@ type faultyFile struct {
 }
 
 func (f *faultyFile) Write(p []byte) (int, error) {
-	keep, err := f.fs.check(OpWrite, f.Name())
-	if err == nil {
-		return f.File.Write(p)
-	}
-	if keep > len(p) {
-		keep = len(p)
-	}
-	n := 0
-	if keep > 0 {
-		n, _ = f.File.Write(p[:keep])
-	}
-	return n, err
+	return f.write(p, f.File.Write)
 }
 
 func (f *faultyFile) WriteAt(p []byte, off int64) (int, error) {
+	return f.write(p, func(b []byte) (int, error) { return f.File.WriteAt(b, off) })
+}
+
+// write applies the write rules: a matching rule lets its Keep bytes through,
+// then fails.
+func (f *faultyFile) write(p []byte, do func([]byte) (int, error)) (int, error) {
 	keep, err := f.fs.check(OpWrite, f.Name())
 	if err == nil {
-		return f.File.WriteAt(p, off)
+		return do(p)
 	}
-	if keep > len(p) {
-		keep = len(p)
-	}
+	keep = min(keep, len(p))
 	n := 0
 	if keep > 0 {
-		n, _ = f.File.WriteAt(p[:keep], off)
+		n, _ = do(p[:keep])
 	}
 	return n, err
 }
