@@ -5,6 +5,7 @@ go 1.26
 require (
 	github.com/google/btree v1.1.3
 	github.com/spf13/cobra v1.10.2
+	pgregory.net/rapid v1.3.0
 )
 
 require (
