@@ -7,6 +7,28 @@ import (
 	"time"
 )
 
+// round is one group commit: the appends whose batches one flush writes and
+// one fsync covers wait on done, then read err.
+type round struct {
+	done chan struct{}
+	err  error
+}
+
+func newRound() *round { return &round{done: make(chan struct{})} }
+
+func (r *round) finish(err error) {
+	r.err = err
+	close(r.done)
+}
+
+// finishCollecting completes the round that pending appends wait for and
+// starts a new one. Called with mu held.
+func (l *Log) finishCollecting(err error) {
+	r := l.collecting
+	l.collecting = newRound()
+	r.finish(err)
+}
+
 // requestSync asks the flusher for a round; appends that ask while a round
 // is running share the next one.
 func (l *Log) requestSync() {
@@ -16,8 +38,8 @@ func (l *Log) requestSync() {
 	}
 }
 
-// flushLoop is the group-commit goroutine: one fsync covers every write that
-// finished before it started.
+// flushLoop is the group-commit goroutine: one write and one fsync cover
+// every append that arrived before the round started.
 func (l *Log) flushLoop() {
 	defer close(l.stopped)
 	var tick <-chan time.Time
@@ -41,8 +63,9 @@ func (l *Log) flushLoop() {
 	}
 }
 
-// syncOnce writes pending batches and fsyncs the active segment up to what
-// is written now.
+// syncOnce is one round: it takes what is pending, writes it and fsyncs the
+// active segment, all without mu, so appends go on meanwhile. No roll runs
+// during the round (syncMu), so the active segment stays the same.
 func (l *Log) syncOnce() {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
@@ -52,53 +75,47 @@ func (l *Log) syncOnce() {
 		return
 	}
 	seg := l.segments[len(l.segments)-1]
-	if err := l.writePending(seg); err != nil {
-		l.mu.Unlock()
-		return
-	}
+	data := l.pending
+	start := seg.size - int64(len(data))
+	l.pending, l.spare = l.spare[:0], nil
+	r := l.collecting
+	l.collecting, l.inflight = newRound(), r
 	target, pos := l.next, seg.size
 	l.mu.Unlock()
 
-	err := seg.file.Sync()
+	var err error
+	if len(data) > 0 {
+		err = l.writeData(seg, data, start, true)
+	}
+	if err == nil {
+		err = seg.file.Sync()
+	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err == nil {
-		if l.segments[len(l.segments)-1] == seg {
-			l.setDurable(target, pos)
-		} else {
-			l.setDurable(target, -1)
-		}
-		return
-	}
-	l.syncFailed(seg, err)
-}
-
-// writePending writes the batches collected under FsyncAlways to seg. On a
-// failed or short write it cuts every unsynced append, as a failed fsync
-// does. Called with mu held.
-func (l *Log) writePending(seg *segment) error {
-	if len(l.pending) == 0 {
-		return nil
-	}
-	start, end := seg.size-int64(len(l.pending)), seg.size
-	if end > seg.allocated {
-		l.preallocate(seg, end)
-	}
-	n, err := seg.file.WriteAt(l.pending, start)
-	seg.allocated = max(seg.allocated, start+int64(n))
-	if err == nil && n != len(l.pending) {
-		err = fmt.Errorf("short write: %d of %d bytes", n, len(l.pending))
-	}
-	l.pending = l.pending[:0]
+	l.spare = data[:0]
 	if err != nil {
 		l.syncFailed(seg, err)
-		if l.failed != nil {
-			return l.failed
-		}
-		return fmt.Errorf("%w: %w", ErrWrite, err)
+		return
 	}
-	return nil
+	l.inflight = nil
+	l.setDurable(target, pos)
+	r.finish(nil)
+}
+
+// writeData writes data at start in seg, first writing zeros ahead when
+// prealloc is set. Called by the one goroutine that holds syncMu.
+func (l *Log) writeData(seg *segment, data []byte, start int64, prealloc bool) error {
+	end := start + int64(len(data))
+	if prealloc && end > seg.allocated {
+		l.preallocate(seg, start, end)
+	}
+	n, err := seg.file.WriteAt(data, start)
+	seg.allocated = max(seg.allocated, start+int64(n))
+	if err == nil && n != len(data) {
+		err = fmt.Errorf("short write: %d of %d bytes", n, len(data))
+	}
+	return err
 }
 
 // preallocBytes is how far ahead of the data zeros are written.
@@ -109,8 +126,7 @@ const preallocBytes = 4 << 20
 // that doubles its time. With zeros written ahead, the fsync of each group
 // commit only flushes data, and the length changes once per preallocBytes.
 // A failure is not an error: the data write that follows reports it.
-// Called with mu held.
-func (l *Log) preallocate(seg *segment, end int64) {
+func (l *Log) preallocate(seg *segment, start, end int64) {
 	target := min(end+preallocBytes, max(end, l.opts.SegmentBytes))
 	if l.zeros == nil {
 		l.zeros = make([]byte, 1<<20)
@@ -120,76 +136,63 @@ func (l *Log) preallocate(seg *segment, end int64) {
 		n, err := seg.file.WriteAt(chunk, seg.allocated)
 		seg.allocated += int64(n)
 		if err != nil {
-			if seg.file.Truncate(seg.size-int64(len(l.pending))) == nil {
-				seg.allocated = seg.size - int64(len(l.pending))
+			if seg.file.Truncate(start) == nil {
+				seg.allocated = start
 			}
 			return
 		}
 	}
 }
 
-// syncFailed handles a failed fsync. After a failed fsync the kernel may have
-// dropped the dirty pages, so nothing written since the last good sync can be
-// trusted: under FsyncAlways (where no reader saw those bytes and no appender
-// was answered) they are cut and their appenders get the error. Under the
-// other modes readers may have seen them, so the log refuses further appends
-// until reopened. Called with mu held.
-func (l *Log) syncFailed(seg *segment, err error) {
-	active := l.segments[len(l.segments)-1]
-	if l.opts.Fsync.Mode != FsyncAlways || active != seg {
-		l.failed = fmt.Errorf("fsync: %w", err)
-		l.opts.Logger.Error("log failed", "dir", l.dir, "err", l.failed)
-		l.broadcastDurable()
-		return
-	}
+// syncFailed handles a failed write or fsync of the active segment and
+// returns the error its appenders get. After a failed fsync the kernel may
+// have dropped the dirty pages, so nothing written since the last good sync
+// can be trusted: under FsyncAlways (where no reader saw those bytes and no
+// appender was answered) they are cut and every waiting appender gets the
+// error. Under the other modes readers may have seen them, so the log
+// refuses further appends until reopened. Called with mu held, and syncMu.
+func (l *Log) syncFailed(seg *segment, err error) error {
 	cut := l.durable
-	l.pending = l.pending[:0]
-	seg.allocated = l.durablePos
-	if terr := seg.file.Truncate(l.durablePos); terr != nil {
-		l.failed = fmt.Errorf("fsync: %v; truncate: %w", err, terr)
-	} else if serr := seg.file.Sync(); serr != nil {
-		l.failed = fmt.Errorf("fsync: %v; fsync after truncate: %w", err, serr)
+	if l.opts.Fsync.Mode != FsyncAlways {
+		l.failed = fmt.Errorf("fsync: %w", err)
+	} else {
+		l.pending = l.pending[:0]
+		seg.allocated = l.durablePos
+		if terr := seg.file.Truncate(l.durablePos); terr != nil {
+			l.failed = fmt.Errorf("%v; truncate: %w", err, terr)
+		} else if serr := seg.file.Sync(); serr != nil {
+			l.failed = fmt.Errorf("%v; fsync after truncate: %w", err, serr)
+		}
 	}
+	var werr error
 	if l.failed != nil {
 		l.opts.Logger.Error("log failed", "dir", l.dir, "err", l.failed)
-		l.broadcastDurable()
-		return
-	}
-	l.opts.Logger.Warn("write or fsync failed, unsynced appends cut", "dir", l.dir, "from_offset", cut, "err", err)
-	seg.size, seg.next = l.durablePos, cut
-	for len(seg.index) > 0 && int64(seg.index[len(seg.index)-1].pos) >= seg.size {
-		seg.index = seg.index[:len(seg.index)-1]
-	}
-	for len(seg.times) > 0 && seg.base+int64(seg.times[len(seg.times)-1].rel) > cut {
-		seg.times = seg.times[:len(seg.times)-1]
-	}
-	if n := len(seg.index); n > 0 {
-		seg.lastIndexed = int64(seg.index[n-1].pos)
+		werr = fmt.Errorf("%w: %w", ErrFailed, l.failed)
 	} else {
-		seg.lastIndexed = 0
+		l.opts.Logger.Warn("write or fsync failed, unsynced appends cut", "dir", l.dir, "from_offset", cut, "err", err)
+		werr = fmt.Errorf("%w: %w", ErrWrite, err)
+		seg.cutTo(l.durablePos, cut)
+		// The cut batches' timestamps may have raised maxTS; keeping the
+		// higher value only makes time searches look further, never miss.
+		l.next = cut
 	}
-	// The cut batches' timestamps may have raised maxTS; keeping the higher
-	// value only makes time searches look further, never miss.
-	l.next = cut
-	l.gen++
-	l.truncs = append(l.truncs, truncation{gen: l.gen, point: cut, err: fmt.Errorf("%w: %w", ErrWrite, err)})
-	if len(l.truncs) > 16 {
-		l.truncs = l.truncs[len(l.truncs)-16:]
+	l.cuts++
+	if l.inflight != nil {
+		l.inflight.finish(werr)
+		l.inflight = nil
 	}
+	l.finishCollecting(werr)
 	l.broadcastDurable()
+	return werr
 }
 
 // setDurable raises the durable offset. pos is the active segment's size at
-// that offset, or -1 when unknown (the segment rolled meanwhile). Called with
-// mu held.
+// that offset. Called with mu held.
 func (l *Log) setDurable(off, pos int64) {
 	if off <= l.durable {
 		return
 	}
-	l.durable = off
-	if pos >= 0 {
-		l.durablePos = pos
-	}
+	l.durable, l.durablePos = off, pos
 	if l.opts.Fsync.Mode == FsyncAlways {
 		l.advanceVisible(off)
 	}
@@ -214,43 +217,35 @@ func (l *Log) advanceVisible(off int64) {
 	}
 }
 
-// waitDurable blocks until offsets below end are durable, or reports why
-// they never will be. gen is the generation the append was written in.
-func (l *Log) waitDurable(gen uint64, end int64) error {
-	for {
-		l.mu.RLock()
-		for _, t := range l.truncs {
-			if t.gen > gen && end > t.point {
-				l.mu.RUnlock()
-				return t.err
-			}
-		}
-		if l.durable >= end {
-			l.mu.RUnlock()
-			return nil
-		}
-		if l.failed != nil {
-			err := l.failed
-			l.mu.RUnlock()
-			return fmt.Errorf("%w: %w", ErrFailed, err)
-		}
-		ch := l.durableCh
-		l.mu.RUnlock()
-		<-ch
-	}
-}
-
 // Sync forces everything appended so far to disk, whatever the fsync mode,
-// sharing the fsync with concurrent appends.
+// sharing the fsync with concurrent appends. It fails if a write or fsync
+// failed meanwhile (some of those appends may have been cut).
 func (l *Log) Sync() error {
 	l.mu.RLock()
-	end, gen, closed := l.next, l.gen, l.closed
+	end, cuts, closed := l.next, l.cuts, l.closed
 	l.mu.RUnlock()
 	if closed {
 		return ErrClosed
 	}
 	l.requestSync()
-	return l.waitDurable(gen, end)
+	for {
+		l.mu.RLock()
+		switch {
+		case l.failed != nil:
+			err := l.failed
+			l.mu.RUnlock()
+			return fmt.Errorf("%w: %w", ErrFailed, err)
+		case l.cuts != cuts:
+			l.mu.RUnlock()
+			return fmt.Errorf("%w: a write or fsync failed and unsynced appends were cut", ErrWrite)
+		case l.durable >= end:
+			l.mu.RUnlock()
+			return nil
+		}
+		ch := l.durableCh
+		l.mu.RUnlock()
+		<-ch
+	}
 }
 
 // Changed returns a channel closed when the visible end next moves (or the

@@ -3,6 +3,7 @@ package log
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/ferrymq/ferry/storage/record"
@@ -12,9 +13,11 @@ import (
 // Log is one partition's append-only log. It is safe for concurrent use:
 // many appenders, many readers.
 //
-// Lock order: syncMu before mu. mu guards the segment list and every
-// position; syncMu is held by the flusher while it fsyncs and by anyone who
-// removes segment files, so a file is never closed under an fsync.
+// Lock order: syncMu before mu. mu guards the segment list, every position
+// and the pending buffer. syncMu is held for a whole flush round (write and
+// fsync, done without mu so appends go on), by a roll and by retention: so
+// only one goroutine at a time writes or fsyncs a segment, and a file is
+// never closed under an fsync.
 type Log struct {
 	dir  string
 	fs   vfs.FS
@@ -29,16 +32,21 @@ type Log struct {
 	// durablePos is the active segment's size at the durable offset.
 	durablePos int64
 	// pending holds batches appended under FsyncAlways that the flusher has
-	// not written yet; the active segment's size counts them.
-	pending []byte
+	// not taken yet; the active segment's size counts them. spare is the
+	// buffer the flusher gives back, to swap in next time.
+	pending, spare []byte
+	// collecting is the round that appends copied into pending wait for;
+	// inflight is the round the flusher is writing and syncing.
+	collecting, inflight *round
 	// zeros is written ahead of the data under FsyncAlways (see preallocate).
 	zeros   []byte
 	visible int64 // offsets below this are served to readers
 	floor   int64 // everything below may be deleted (SetDeleteFloor)
-	gen     uint64
-	truncs  []truncation
-	failed  error
-	closed  bool
+	// cuts counts failed writes or fsyncs after which unsynced appends were
+	// cut; Sync compares it to learn that its appends may be gone.
+	cuts   uint64
+	failed error
+	closed bool
 	// durableCh is closed when durable advances or a sync fails.
 	durableCh chan struct{}
 	// changedCh is closed when visible advances; nil until someone waits.
@@ -48,13 +56,6 @@ type Log struct {
 	stop     chan struct{}
 	stopped  chan struct{}
 	recovery Recovery
-}
-
-// truncation records a failed fsync after which unsynced appends were cut.
-type truncation struct {
-	gen   uint64 // the generation it started
-	point int64  // offsets at or above were cut
-	err   error
 }
 
 // Recovery reports what Open found and repaired.
@@ -76,13 +77,14 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("log options: %w", err)
 	}
 	l := &Log{
-		dir:       dir,
-		fs:        opts.FS,
-		opts:      opts,
-		durableCh: make(chan struct{}),
-		syncReq:   make(chan struct{}, 1),
-		stop:      make(chan struct{}),
-		stopped:   make(chan struct{}),
+		dir:        dir,
+		fs:         opts.FS,
+		opts:       opts,
+		durableCh:  make(chan struct{}),
+		collecting: newRound(),
+		syncReq:    make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		stopped:    make(chan struct{}),
 	}
 	if err := l.recover(); err != nil {
 		for _, s := range l.segments {
@@ -156,14 +158,27 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 	if err != nil {
 		return AppendResult{}, err
 	}
+	size, offsets := int64(len(batch)), int64(h.LastOffsetDelta)+1
 	l.mu.Lock()
 	if err := l.writable(); err != nil {
 		l.mu.Unlock()
 		return AppendResult{}, err
 	}
-	if err := l.maybeRoll(int64(len(batch))); err != nil {
+	if l.needsRoll(size, offsets) {
+		// A roll writes and fsyncs the active segment: it takes syncMu
+		// first so that no flush round runs beside it.
 		l.mu.Unlock()
-		return AppendResult{}, err
+		l.syncMu.Lock()
+		l.mu.Lock()
+		err := l.writable()
+		if err == nil && l.needsRoll(size, offsets) {
+			err = l.roll()
+		}
+		l.syncMu.Unlock()
+		if err != nil {
+			l.mu.Unlock()
+			return AppendResult{}, err
+		}
 	}
 	base := l.next
 	record.SetBaseOffset(batch, base)
@@ -191,10 +206,14 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 		l.mu.Unlock()
 		return res, nil
 	}
-	gen := l.gen
+	r := l.collecting
 	l.mu.Unlock()
 	l.requestSync()
-	return res, l.waitDurable(gen, res.LastOffset+1)
+	<-r.done
+	if r.err != nil {
+		return AppendResult{}, r.err
+	}
+	return res, nil
 }
 
 // validate checks a batch before it is stored.
@@ -246,34 +265,26 @@ func (l *Log) undoWrite(seg *segment, pos int64, cause error) {
 	l.opts.Logger.Warn("append failed, undone", "dir", l.dir, "err", cause)
 }
 
-// maybeRoll starts a new segment when the active one is full or old. Called
-// with mu held.
-func (l *Log) maybeRoll(incoming int64) error {
+// needsRoll reports whether the active segment must roll before taking a
+// batch of size bytes and offsets offsets: it is full, its relative offsets
+// would not fit the indexes' 32 bits, or it is old. Called with mu held.
+func (l *Log) needsRoll(size, offsets int64) bool {
 	seg := l.segments[len(l.segments)-1]
 	if seg.size == 0 {
-		return nil
+		return false
 	}
-	full := seg.size+incoming > l.opts.SegmentBytes
-	old := l.opts.Now().Sub(seg.created) >= l.opts.SegmentAge
-	if !full && !old {
-		return nil
-	}
-	return l.roll()
+	return seg.size+size > l.opts.SegmentBytes ||
+		l.next+offsets-seg.base > math.MaxUint32 ||
+		l.opts.Now().Sub(seg.created) >= l.opts.SegmentAge
 }
 
-// roll seals the active segment (fsyncs it and writes its indexes) and
-// creates the next one. Called with mu held. Syncing here keeps the flusher's
-// job to one file, and a sync error to the active segment alone.
+// roll seals the active segment (writes what is pending, fsyncs it and
+// writes its indexes) and creates the next one. Called with syncMu and mu
+// held. Sealing here keeps the flusher's job to the active segment alone.
 func (l *Log) roll() error {
 	seg := l.segments[len(l.segments)-1]
-	if err := l.writePending(seg); err != nil {
+	if err := l.sealActive(seg); err != nil {
 		return err
-	}
-	if err := seg.trimAllocation(); err != nil {
-		return fmt.Errorf("%w: trim segment %d: %w", ErrWrite, seg.base, err)
-	}
-	if err := seg.file.Sync(); err != nil {
-		return fmt.Errorf("%w: sync segment %d: %w", ErrWrite, seg.base, err)
 	}
 	if err := seg.writeIndexes(l.fs); err != nil {
 		return fmt.Errorf("%w: write indexes of segment %d: %w", ErrWrite, seg.base, err)
@@ -283,12 +294,37 @@ func (l *Log) roll() error {
 		return fmt.Errorf("%w: create segment %d: %w", ErrWrite, l.next, err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		ns.remove(l.fs)
+		if rerr := ns.remove(l.fs); rerr != nil {
+			// An empty segment file left behind would make every later roll
+			// fail; Open removes it.
+			l.failed = fmt.Errorf("remove segment %d after %v: %w", ns.base, err, rerr)
+		}
 		return fmt.Errorf("%w: sync dir: %w", ErrWrite, err)
 	}
 	l.segments = append(l.segments, ns)
-	// Everything before the new segment is now durable.
-	l.setDurable(l.next, 0)
+	l.durablePos = 0
+	return nil
+}
+
+// sealActive writes what is pending to seg, cuts the zeros written ahead and
+// fsyncs it, completing the collecting round. Called with syncMu and mu held
+// (no flush round runs).
+func (l *Log) sealActive(seg *segment) error {
+	if len(l.pending) > 0 {
+		start := seg.size - int64(len(l.pending))
+		if err := l.writeData(seg, l.pending, start, false); err != nil {
+			return l.syncFailed(seg, err)
+		}
+		l.pending = l.pending[:0]
+	}
+	if err := seg.trimAllocation(); err != nil {
+		return l.syncFailed(seg, err)
+	}
+	if err := seg.file.Sync(); err != nil {
+		return l.syncFailed(seg, err)
+	}
+	l.setDurable(l.next, seg.size)
+	l.finishCollecting(nil)
 	return nil
 }
 
@@ -312,26 +348,14 @@ func (l *Log) Close() error {
 	var errs []error
 	active := l.segments[len(l.segments)-1]
 	if l.failed == nil {
-		if err := l.writePending(active); err != nil {
+		if err := l.sealActive(active); err != nil {
+			errs = append(errs, err)
+		} else if err := active.writeIndexes(l.fs); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	if l.failed == nil {
-		if err := active.trimAllocation(); err != nil {
-			errs = append(errs, err)
-		}
-		if err := active.file.Sync(); err != nil {
-			l.failed = fmt.Errorf("fsync on close: %w", err)
-			errs = append(errs, err)
-		} else {
-			l.setDurable(l.next, active.size)
-		}
-		if err := active.writeIndexes(l.fs); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if l.failed != nil && len(errs) == 0 {
+	} else {
 		errs = append(errs, fmt.Errorf("%w: %w", ErrFailed, l.failed))
+		l.finishCollecting(errs[0])
 	}
 	for _, s := range l.segments {
 		if err := s.close(); err != nil {

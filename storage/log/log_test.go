@@ -402,3 +402,20 @@ func TestParseFsync(t *testing.T) {
 		}
 	}
 }
+
+func TestAgeRetentionWithoutTimestamps(t *testing.T) {
+	clk := newFakeClock()
+	l := openT(t, t.TempDir(), Options{Fsync: Fsync{Mode: FsyncNever}, SegmentBytes: 1024, Now: clk.Now,
+		Retention: Retention{MaxAge: time.Hour}})
+	defer l.Close()
+	for range 30 {
+		mustAppend(t, l, batchOf("no-ts", 2, -1)) // Kafka's "no timestamp"
+	}
+	if res, err := l.EnforceRetention(); err != nil || res.Segments != 0 {
+		t.Fatalf("records without timestamps deleted as if from 1970: %+v %v", res, err)
+	}
+	clk.Advance(2 * time.Hour)
+	if res, err := l.EnforceRetention(); err != nil || res.Segments == 0 {
+		t.Fatalf("old segments kept: %+v %v", res, err)
+	}
+}

@@ -152,6 +152,9 @@ func (o *Options) Validate() error {
 	if o.MaxRecordBytes < 1 {
 		errs = append(errs, fmt.Errorf("max record bytes %d must be positive", o.MaxRecordBytes))
 	}
+	if o.Fsync.Mode < FsyncAlways || o.Fsync.Mode > FsyncNever {
+		errs = append(errs, fmt.Errorf("unknown fsync mode %d", int(o.Fsync.Mode)))
+	}
 	if o.Fsync.Mode == FsyncInterval && o.Fsync.Interval <= 0 {
 		errs = append(errs, errors.New("fsync interval must be positive"))
 	}

@@ -81,15 +81,7 @@ func (l *Log) readLimit(seg *segment) int64 {
 // findBatch returns the position and header of the batch in seg that holds
 // offset, or -1 when seg has no such batch below lim.
 func (l *Log) findBatch(seg *segment, offset, lim int64) (int64, record.Header, error) {
-	pos, at := lookupOffset(seg.index, uint32(max(offset-seg.base, 0)))
-	if pos > 0 {
-		// An index entry that does not point at its batch is damage in the
-		// index, not the data: scan from the start of the segment instead.
-		if h, err := seg.readHeader(pos); err != nil || h.BaseOffset != seg.base+int64(at) {
-			l.opts.Logger.Warn("offset index entry does not match its batch; scanning", "dir", l.dir, "segment", seg.base, "position", pos)
-			pos = 0
-		}
-	}
+	pos := l.indexedPos(seg, uint32(max(offset-seg.base, 0)))
 	for pos < lim {
 		h, err := seg.readHeader(pos)
 		if err != nil {
@@ -101,6 +93,22 @@ func (l *Log) findBatch(seg *segment, offset, lim int64) (int64, record.Header, 
 		pos += int64(h.Size())
 	}
 	return -1, record.Header{}, nil
+}
+
+// indexedPos returns where to start scanning seg for relative offset rel:
+// the position of the last indexed batch at or below it. An index entry that
+// does not point at its batch is damage in the index, not the data: the scan
+// then starts at the beginning of the segment.
+func (l *Log) indexedPos(seg *segment, rel uint32) int64 {
+	pos, at := lookupOffset(seg.index, rel)
+	if pos == 0 {
+		return 0
+	}
+	if h, err := seg.readHeader(pos); err != nil || h.BaseOffset != seg.base+int64(at) {
+		l.opts.Logger.Warn("offset index entry does not match its batch; scanning", "dir", l.dir, "segment", seg.base, "position", pos)
+		return 0
+	}
+	return pos
 }
 
 // readBatches reads whole batches from pos, up to maxBytes (but the first
@@ -143,7 +151,7 @@ func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 		}
 		lim := l.readLimit(seg)
 		startRel := lookupTime(seg.times, ts)
-		pos, _ := lookupOffset(seg.index, startRel)
+		pos := l.indexedPos(seg, startRel)
 		for pos < lim {
 			h, err := seg.readHeader(pos)
 			if err != nil {

@@ -49,6 +49,21 @@ func (l *Log) recover() error {
 	}
 	slices.Sort(bases)
 	rep.Segments = len(bases)
+	// An empty last segment after others is a roll that did not finish (or
+	// one that nothing was appended to yet). It holds nothing: remove it, so
+	// the segment before, whose tail may be torn, is checked as the active one.
+	for len(bases) > 1 {
+		last := filepath.Join(l.dir, SegmentName(bases[len(bases)-1])+logSuffix)
+		fi, err := l.fs.Stat(last)
+		if err != nil || fi.Size() != 0 {
+			break
+		}
+		if err := l.fs.Remove(last); err != nil {
+			return fmt.Errorf("open log %s: remove empty segment: %w", l.dir, err)
+		}
+		l.recovery.RemovedOrphans = append(l.recovery.RemovedOrphans, filepath.Base(last))
+		bases = bases[:len(bases)-1]
+	}
 	if len(bases) == 0 {
 		seg, err := createSegment(l.fs, l.dir, 0, l.opts.Now())
 		if err != nil {

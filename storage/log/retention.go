@@ -57,10 +57,10 @@ func (l *Log) EnforceRetention() (RetentionResult, error) {
 				return res, err
 			}
 		}
-		l.segments = l.segments[1:]
 		if err := seg.remove(l.fs); err != nil {
 			return res, fmt.Errorf("delete segment %d: %w", seg.base, err)
 		}
+		l.segments = l.segments[1:]
 		res.Segments++
 		res.Bytes += seg.size
 		total -= seg.size
@@ -82,8 +82,16 @@ func (l *Log) expired(seg *segment, active bool, total int64, now time.Time) boo
 		return true
 	}
 	r := l.opts.Retention
-	if r.MaxAge > 0 && seg.maxTS != noTimestamp && now.Sub(time.UnixMilli(seg.maxTS)) > r.MaxAge {
-		return true
+	if r.MaxAge > 0 && seg.size > 0 {
+		// Records without a timestamp (Kafka's -1) age from the segment's
+		// creation instead of from 1970.
+		newest := seg.created
+		if seg.maxTS >= 0 {
+			newest = time.UnixMilli(seg.maxTS)
+		}
+		if now.Sub(newest) > r.MaxAge {
+			return true
+		}
 	}
 	return !active && r.MaxBytes > 0 && total-seg.size >= r.MaxBytes
 }

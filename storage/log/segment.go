@@ -107,6 +107,22 @@ func (s *segment) noteBatch(h *record.Header, pos int64, interval int64) {
 	s.size = pos + int64(h.Size())
 }
 
+// cutTo drops everything from position size (offset next) on from the
+// in-memory state, after the file was truncated there.
+func (s *segment) cutTo(size, next int64) {
+	s.size, s.next = size, next
+	for len(s.index) > 0 && int64(s.index[len(s.index)-1].pos) >= size {
+		s.index = s.index[:len(s.index)-1]
+	}
+	for len(s.times) > 0 && s.base+int64(s.times[len(s.times)-1].rel) > next {
+		s.times = s.times[:len(s.times)-1]
+	}
+	s.lastIndexed = 0
+	if n := len(s.index); n > 0 {
+		s.lastIndexed = int64(s.index[n-1].pos)
+	}
+}
+
 // sealTimes adds the final time-index entry: the segment's largest timestamp.
 func (s *segment) sealTimes() {
 	if s.maxTS == noTimestamp {
@@ -311,13 +327,14 @@ func (s *segment) trimAllocation() error {
 
 func (s *segment) close() error { return s.file.Close() }
 
-// remove deletes the segment's files: the log first, so a crash in between
-// leaves only orphan indexes, which Open removes.
+// remove deletes the segment's files, the log first, so a crash in between
+// leaves only orphan indexes, which Open removes. The file is closed only
+// once its name is gone, so a failed removal leaves the segment usable.
 func (s *segment) remove(fs vfs.FS) error {
-	s.file.Close()
 	if err := fs.Remove(s.logPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	s.file.Close()
 	for _, p := range []string{s.indexPath(), s.timeIndexPath()} {
 		if err := fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
