@@ -1,0 +1,370 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ferrymq/ferry/internal/clock"
+	"github.com/ferrymq/ferry/storage/meta"
+)
+
+// Broker is an embedded Ferry broker over one data folder. It is safe for
+// concurrent use.
+type Broker struct {
+	opts  Options
+	hooks hooks
+	meta  *meta.Store
+
+	// mu guards topics and closed. Publishes and reads hold it shared while
+	// they use a topic's logs; creating, altering and deleting topics hold it
+	// exclusively.
+	mu     sync.RWMutex
+	topics map[string]*topic
+	closed bool
+
+	retention clock.Timer
+	retMu     sync.Mutex // serialises retention runs and their rescheduling
+}
+
+// Open opens (creating when missing) the broker's data folder and recovers
+// every topic in it.
+func Open(opts Options) (*Broker, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("engine options: %w", err)
+	}
+	if err := opts.FS.MkdirAll(filepath.Join(opts.Dir, "topics"), 0o755); err != nil {
+		return nil, fmt.Errorf("open data folder: %w", err)
+	}
+	m, err := meta.Open(filepath.Join(opts.Dir, "meta"), meta.Options{FS: opts.FS, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("open metadata: %w", err)
+	}
+	b := &Broker{opts: opts, hooks: newHooks(opts.Hooks), meta: m, topics: map[string]*topic{}}
+	if err := b.loadTopics(); err != nil {
+		b.closeTopics()
+		m.Close()
+		return nil, err
+	}
+	b.scheduleRetention()
+	return b, nil
+}
+
+// loadTopics opens every topic in the catalogue and removes topic folders the
+// catalogue no longer names (a delete interrupted by a crash).
+func (b *Broker) loadTopics() error {
+	var recs []topicRecord
+	var bad error
+	b.meta.Scan(topicPrefix, func(key string, value []byte) bool {
+		var r topicRecord
+		if err := json.Unmarshal(value, &r); err != nil {
+			bad = fmt.Errorf("catalogue entry %s: %w", key, err)
+			return false
+		}
+		recs = append(recs, r)
+		return true
+	})
+	if bad != nil {
+		return bad
+	}
+	keep := map[string]bool{}
+	for _, r := range recs {
+		t := &topic{rec: r, dir: b.topicDir(r)}
+		keep[filepath.Base(t.dir)] = true
+		parts, err := b.openPartitions(t, 0, r.Config.Partitions)
+		if err != nil {
+			return err
+		}
+		t.parts = parts
+		t.dedup = newDedup(r.Config.DedupWindow)
+		if err := t.rebuildDedup(b.opts.Clock.Now()); err != nil {
+			b.opts.Logger.Warn("publish deduplication not rebuilt", "topic", r.Name, "err", err)
+		}
+		b.topics[r.Name] = t
+	}
+	entries, err := b.opts.FS.ReadDir(filepath.Join(b.opts.Dir, "topics"))
+	if err != nil {
+		return fmt.Errorf("list topics folder: %w", err)
+	}
+	for _, e := range entries {
+		if !keep[e.Name()] {
+			b.opts.Logger.Info("removing folder of a deleted topic", "folder", e.Name())
+			if err := b.opts.FS.RemoveAll(filepath.Join(b.opts.Dir, "topics", e.Name())); err != nil {
+				b.opts.Logger.Warn("cannot remove folder of a deleted topic", "folder", e.Name(), "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Close stops the broker: it waits for publishes in progress, then syncs
+// and closes every log and the metadata store.
+func (b *Broker) Close() error {
+	b.retMu.Lock()
+	if b.retention != nil {
+		b.retention.Stop()
+	}
+	b.retMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	b.closed = true
+	b.closeTopics()
+	return b.meta.Close()
+}
+
+func (b *Broker) closeTopics() {
+	for _, t := range b.topics {
+		t.close()
+	}
+}
+
+// topic returns the named open topic. Called with mu held (shared is enough).
+func (b *Broker) topic(name string) (*topic, error) {
+	if b.closed {
+		return nil, ErrClosed
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownTopic, name)
+	}
+	return t, nil
+}
+
+// CreateTopic creates a topic and returns its description.
+func (b *Broker) CreateTopic(ctx context.Context, name string, cfg TopicConfig) (TopicInfo, error) {
+	if err := ValidateTopicName(name); err != nil {
+		return TopicInfo{}, err
+	}
+	cfg, err := cfg.withDefaults(b.opts.DefaultFsync)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return TopicInfo{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return TopicInfo{}, ErrClosed
+	}
+	if _, ok := b.topics[name]; ok {
+		return TopicInfo{}, fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	rec := topicRecord{Name: name, ID: newTopicID(), Created: b.opts.Clock.Now().UTC(), Config: cfg}
+	t := &topic{rec: rec, dir: b.topicDir(rec), dedup: newDedup(cfg.DedupWindow)}
+	parts, err := b.openPartitions(t, 0, cfg.Partitions)
+	if err != nil {
+		b.opts.FS.RemoveAll(t.dir)
+		return TopicInfo{}, mapStorageErr(err)
+	}
+	t.parts = parts
+	var mb meta.Batch
+	mb.Put(topicKey(name), rec.encode())
+	if err := b.meta.Apply(&mb, meta.Synced); err != nil {
+		t.close()
+		b.opts.FS.RemoveAll(t.dir)
+		return TopicInfo{}, fmt.Errorf("create topic %q: %w", name, mapStorageErr(err))
+	}
+	b.topics[name] = t
+	b.opts.Logger.Info("topic created", "topic", name, "partitions", cfg.Partitions)
+	return t.info(), nil
+}
+
+// DescribeTopic returns a topic's settings and partitions.
+func (b *Broker) DescribeTopic(name string) (TopicInfo, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	t, err := b.topic(name)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	return t.info(), nil
+}
+
+// ListTopics describes every topic, sorted by name.
+func (b *Broker) ListTopics() ([]TopicInfo, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	names := make([]string, 0, len(b.topics))
+	for n := range b.topics {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	out := make([]TopicInfo, 0, len(names))
+	for _, n := range names {
+		out = append(out, b.topics[n].info())
+	}
+	return out, nil
+}
+
+// TopicChange lists the settings AlterTopic changes; nil fields stay.
+type TopicChange struct {
+	Retention       *Retention
+	Fsync           *string
+	MaxMessageBytes *int
+	DedupWindow     *time.Duration
+}
+
+// AlterTopic changes a topic's retention and limits. The topic's logs are
+// reopened with the new settings; publishes wait meanwhile.
+func (b *Broker) AlterTopic(ctx context.Context, name string, ch TopicChange) (TopicInfo, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, err := b.topic(name)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	cfg := t.rec.Config
+	if ch.Retention != nil {
+		cfg.Retention = *ch.Retention
+	}
+	if ch.Fsync != nil {
+		cfg.Fsync = *ch.Fsync
+	}
+	if ch.MaxMessageBytes != nil {
+		cfg.MaxMessageBytes = *ch.MaxMessageBytes
+	}
+	if ch.DedupWindow != nil {
+		cfg.DedupWindow = *ch.DedupWindow
+	}
+	if cfg, err = cfg.withDefaults(b.opts.DefaultFsync); err != nil {
+		return TopicInfo{}, err
+	}
+	rec := t.rec
+	rec.Config = cfg
+	var mb meta.Batch
+	mb.Put(topicKey(name), rec.encode())
+	if err := b.meta.Apply(&mb, meta.Synced); err != nil {
+		return TopicInfo{}, fmt.Errorf("alter topic %q: %w", name, mapStorageErr(err))
+	}
+	t.close()
+	t.rec = rec
+	parts, err := b.openPartitions(t, 0, cfg.Partitions)
+	if err != nil {
+		// The catalogue has the new settings; the next Open uses them.
+		delete(b.topics, name)
+		return TopicInfo{}, err
+	}
+	t.parts = parts
+	t.dedup.setWindow(cfg.DedupWindow)
+	return t.info(), nil
+}
+
+// AddPartitions raises a topic's partition count to n. Keys hash over the
+// new count from then on, as in Kafka.
+func (b *Broker) AddPartitions(ctx context.Context, name string, n int) (TopicInfo, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, err := b.topic(name)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	have := len(t.parts)
+	if n <= have || n > maxPartitions {
+		return TopicInfo{}, fmt.Errorf("%w: topic %q has %d partitions; the new count must be more, at most %d", ErrInvalidConfig, name, have, maxPartitions)
+	}
+	parts, err := b.openPartitions(t, have, n)
+	if err != nil {
+		return TopicInfo{}, mapStorageErr(err)
+	}
+	rec := t.rec
+	rec.Config.Partitions = n
+	var mb meta.Batch
+	mb.Put(topicKey(name), rec.encode())
+	if err := b.meta.Apply(&mb, meta.Synced); err != nil {
+		for _, l := range parts {
+			l.Close()
+		}
+		return TopicInfo{}, fmt.Errorf("add partitions to %q: %w", name, mapStorageErr(err))
+	}
+	t.rec = rec
+	t.parts = append(t.parts, parts...)
+	return t.info(), nil
+}
+
+// DeleteTopic deletes a topic and its data.
+func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, err := b.topic(name)
+	if err != nil {
+		return err
+	}
+	var mb meta.Batch
+	mb.Delete(topicKey(name))
+	if err := b.meta.Apply(&mb, meta.Synced); err != nil {
+		return fmt.Errorf("delete topic %q: %w", name, mapStorageErr(err))
+	}
+	delete(b.topics, name)
+	t.close()
+	if err := b.opts.FS.RemoveAll(t.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// The catalogue no longer names it: the next Open removes the folder.
+		b.opts.Logger.Warn("topic deleted, folder not removed yet", "topic", name, "err", err)
+	}
+	b.opts.Logger.Info("topic deleted", "topic", name)
+	return nil
+}
+
+// EnforceRetention applies every topic's retention now. The broker also
+// runs it every Options.RetentionInterval.
+func (b *Broker) EnforceRetention() error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	var errs []error
+	for name, t := range b.topics {
+		for p, l := range t.parts {
+			res, err := l.EnforceRetention()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("retention of %s/%d: %w", name, p, err))
+				continue
+			}
+			if res.Segments > 0 {
+				b.opts.Logger.Info("retention", "topic", name, "partition", p, "segments", res.Segments, "bytes", res.Bytes, "start_offset", res.Start)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Broker) scheduleRetention() {
+	b.retMu.Lock()
+	defer b.retMu.Unlock()
+	b.retention = b.opts.Clock.AfterFunc(b.opts.RetentionInterval, func() {
+		if err := b.EnforceRetention(); errors.Is(err, ErrClosed) {
+			return
+		} else if err != nil {
+			b.opts.Logger.Warn("retention failed", "err", err)
+		}
+		b.scheduleRetention()
+	})
+}
+
+// mapStorageErr turns storage errors into the engine's typed errors.
+func mapStorageErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if isNoSpace(err) {
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
+	}
+	return err
+}
+
+func isNoSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) }

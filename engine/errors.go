@@ -1,0 +1,29 @@
+package engine
+
+import "errors"
+
+// Errors returned by the engine. Each is wrapped with detail (the topic's
+// name, the limit); test them with errors.Is.
+var (
+	// ErrClosed: the broker was closed.
+	ErrClosed = errors.New("engine: broker closed")
+	// ErrUnknownTopic: no topic has that name.
+	ErrUnknownTopic = errors.New("unknown topic")
+	// ErrTopicExists: a topic of that name exists already.
+	ErrTopicExists = errors.New("topic already exists")
+	// ErrInvalidName: a topic name breaks the rules (1 to 249 characters of
+	// A-Z a-z 0-9 . _ -, not "." or "..").
+	ErrInvalidName = errors.New("invalid name")
+	// ErrInvalidConfig: a setting is out of range.
+	ErrInvalidConfig = errors.New("invalid configuration")
+	// ErrUnknownPartition: the partition does not exist.
+	ErrUnknownPartition = errors.New("unknown partition")
+	// ErrInvalidMessage: a message is malformed (a reserved header name).
+	ErrInvalidMessage = errors.New("invalid message")
+	// ErrMessageTooLarge: a message exceeds its topic's max_message_bytes.
+	ErrMessageTooLarge = errors.New("message too large")
+	// ErrDiskFull: the disk is full; nothing was stored.
+	ErrDiskFull = errors.New("disk full")
+	// ErrOffsetOutOfRange: a read asked for an offset that is not stored.
+	ErrOffsetOutOfRange = errors.New("offset out of range")
+)

@@ -1,0 +1,27 @@
+package engine
+
+// Hook receives engine events. A hook implements any of the event
+// interfaces below (PublishHook, ...); the engine calls those it has. Hooks
+// run on the engine's goroutines: keep them quick and never call back into
+// the broker from one.
+type Hook any
+
+// PublishHook is told of every stored batch of messages.
+type PublishHook interface {
+	OnPublish(topic string, partition int, messages int, bytes int)
+}
+
+// hooks holds the hooks by event, found once at Open.
+type hooks struct {
+	publish []PublishHook
+}
+
+func newHooks(hs []Hook) hooks {
+	var h hooks
+	for _, x := range hs {
+		if p, ok := x.(PublishHook); ok {
+			h.publish = append(h.publish, p)
+		}
+	}
+	return h
+}

@@ -1,0 +1,168 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ferrymq/ferry/storage/log"
+	"github.com/ferrymq/ferry/storage/record"
+)
+
+// Published says where a published message is stored.
+type Published struct {
+	Partition int
+	Offset    int64
+	// Duplicate is true when the message's ID was published within the
+	// topic's dedup window: Offset is the first copy's, nothing new was stored.
+	Duplicate bool
+}
+
+// maxBatchBytes bounds one appended batch; larger publishes are split.
+const maxBatchBytes = 4 << 20
+
+// Publish stores messages in a topic and returns, in order, where each went,
+// once they are durable under the topic's fsync policy. A message with a key
+// goes to the partition Kafka's default partitioner picks; keyless messages
+// of one call go together to one partition, the next partition for the next
+// call. Order is kept per partition. If storing fails for some partition,
+// Publish returns the error; the messages of other partitions may be stored.
+func (b *Broker) Publish(ctx context.Context, topicName string, msgs ...Message) ([]Published, error) {
+	return b.publish(ctx, topicName, -1, msgs)
+}
+
+// PublishTo is Publish to one chosen partition.
+func (b *Broker) PublishTo(ctx context.Context, topicName string, partition int, msgs ...Message) ([]Published, error) {
+	if partition < 0 {
+		return nil, fmt.Errorf("%w: partition %d", ErrUnknownPartition, partition)
+	}
+	return b.publish(ctx, topicName, partition, msgs)
+}
+
+// pending is one message on its way to a partition.
+type pending struct {
+	index int
+	msg   *Message
+	claim *dedupEntry
+}
+
+func (b *Broker) publish(ctx context.Context, topicName string, partition int, msgs []Message) ([]Published, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	t, err := b.topic(topicName)
+	if err != nil {
+		return nil, err
+	}
+	n := len(t.parts)
+	if partition >= n {
+		return nil, fmt.Errorf("%w: topic %q has partitions 0..%d, not %d", ErrUnknownPartition, topicName, n-1, partition)
+	}
+	for i := range msgs {
+		if err := t.validateMessage(&msgs[i]); err != nil {
+			return nil, err
+		}
+	}
+	now := b.opts.Clock.Now()
+	out := make([]Published, len(msgs))
+	byPart := make([][]pending, n)
+	keyless := -1
+	dedupOn := t.rec.Config.DedupWindow > 0
+	for i := range msgs {
+		m := &msgs[i]
+		p := partition
+		if p < 0 {
+			if m.Key != nil {
+				p = KeyPartition(m.Key, n)
+			} else {
+				if keyless < 0 {
+					keyless = int(t.spread.Add(1) % uint64(n))
+				}
+				p = keyless
+			}
+		}
+		pd := pending{index: i, msg: m}
+		if dedupOn && m.ID != "" {
+			e, dup := t.dedup.claim(m.ID, now)
+			if dup {
+				out[i] = Published{Partition: e.partition, Offset: e.offset, Duplicate: true}
+				continue
+			}
+			pd.claim = e
+		}
+		byPart[p] = append(byPart[p], pd)
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for p, list := range byPart {
+		if len(list) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[p] = b.appendPartition(t, p, list, out, now)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// appendPartition stores the messages for one partition as one or more
+// batches, fills their results and settles their dedup claims.
+func (b *Broker) appendPartition(t *topic, p int, list []pending, out []Published, now time.Time) error {
+	l := t.parts[p]
+	for start := 0; start < len(list); {
+		var bld record.Builder
+		end := start
+		for end < len(list) {
+			m := list[end].msg
+			if bld.Len() > 0 && bld.Size()+m.size()+recordOverhead > maxBatchBytes {
+				break
+			}
+			bld.Add(m.toRecord(now))
+			end++
+		}
+		batch := bld.Build()
+		res, err := l.Append(batch)
+		if err != nil {
+			for _, pd := range list[start:] {
+				if pd.claim != nil {
+					t.dedup.finish(pd.claim, p, -1, now, false)
+				}
+				out[pd.index] = Published{Partition: p, Offset: -1}
+			}
+			return fmt.Errorf("publish to %s/%d: %w", t.rec.Name, p, b.publishErr(err))
+		}
+		for j, pd := range list[start:end] {
+			off := res.BaseOffset + int64(j)
+			out[pd.index] = Published{Partition: p, Offset: off}
+			if pd.claim != nil {
+				t.dedup.finish(pd.claim, p, off, now, true)
+			}
+		}
+		for _, h := range b.hooks.publish {
+			h.OnPublish(t.rec.Name, p, end-start, len(batch))
+		}
+		start = end
+	}
+	return nil
+}
+
+func (b *Broker) publishErr(err error) error {
+	switch {
+	case errors.Is(err, log.ErrBatchTooLarge):
+		return fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
+	case errors.Is(err, log.ErrClosed):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return mapStorageErr(err)
+}

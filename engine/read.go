@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ferrymq/ferry/storage/log"
+	"github.com/ferrymq/ferry/storage/record"
+)
+
+// ReadOptions bound a read.
+type ReadOptions struct {
+	// MaxBytes bounds the stored bytes read (at least one message is
+	// returned when there is one). Default 1 MiB.
+	MaxBytes int
+	// MaxMessages bounds the messages returned; 0 means no bound.
+	MaxMessages int
+	// Wait is how long to wait for a message when there is none at the
+	// offset yet (the long poll); 0 returns at once.
+	Wait time.Duration
+}
+
+// ReadResult is what Read returns.
+type ReadResult struct {
+	Messages []Message
+	// NextOffset is the offset to read next.
+	NextOffset int64
+	// HighWatermark is the partition's end: the offset the next message
+	// published will get.
+	HighWatermark int64
+	// StartOffset is the first offset still stored.
+	StartOffset int64
+}
+
+// Read returns the messages of one partition from offset on, without any
+// subscription: the reader of the brief, for replay. It waits up to
+// opts.Wait (or until ctx ends) when there is nothing at offset yet.
+func (b *Broker) Read(ctx context.Context, topicName string, partition int, offset int64, opts ReadOptions) (ReadResult, error) {
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 1 << 20
+	}
+	l, err := b.partitionLog(topicName, partition)
+	if err != nil {
+		return ReadResult{}, err
+	}
+	if opts.Wait > 0 && offset >= l.VisibleOffset() {
+		wctx, cancel := context.WithTimeout(ctx, opts.Wait)
+		err := l.Wait(wctx, offset)
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			if errors.Is(err, log.ErrClosed) {
+				return ReadResult{}, ErrClosed
+			}
+			if ctx.Err() != nil {
+				return ReadResult{}, ctx.Err()
+			}
+		}
+	}
+	res, err := l.Read(offset, opts.MaxBytes)
+	out := ReadResult{NextOffset: offset, HighWatermark: res.HighWatermark, StartOffset: res.StartOffset}
+	if err != nil {
+		if errors.Is(err, log.ErrOffsetOutOfRange) {
+			return out, fmt.Errorf("%w: %s/%d offset %d, stored %d..%d", ErrOffsetOutOfRange, topicName, partition, offset, res.StartOffset, res.HighWatermark)
+		}
+		if errors.Is(err, log.ErrClosed) {
+			return out, ErrClosed
+		}
+		return out, err
+	}
+	full := errors.New("full")
+	err = record.Split(res.Data, func(h record.Header, batch []byte) error {
+		return record.Records(batch, record.Limits{}, func(r record.Record) error {
+			if r.Offset < offset {
+				return nil
+			}
+			if opts.MaxMessages > 0 && len(out.Messages) >= opts.MaxMessages {
+				return full
+			}
+			out.Messages = append(out.Messages, messageFromRecord(topicName, partition, r))
+			out.NextOffset = r.Offset + 1
+			return nil
+		})
+	})
+	if err != nil && !errors.Is(err, full) {
+		return out, fmt.Errorf("read %s/%d at %d: %w", topicName, partition, offset, err)
+	}
+	if err == nil && len(out.Messages) > 0 {
+		out.NextOffset = res.NextOffset
+	}
+	return out, nil
+}
+
+// OffsetForTime returns the first offset of a partition whose message is at
+// or after t, or the partition's end when none is.
+func (b *Broker) OffsetForTime(topicName string, partition int, t time.Time) (int64, error) {
+	l, err := b.partitionLog(topicName, partition)
+	if err != nil {
+		return 0, err
+	}
+	off, _, err := l.OffsetForTime(t.UnixMilli())
+	return off, err
+}
+
+// partitionLog returns a partition's log. The log stays usable after the
+// broker's lock is released; if the topic is deleted meanwhile, its calls
+// fail with the log's ErrClosed.
+func (b *Broker) partitionLog(topicName string, partition int) (*log.Log, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	t, err := b.topic(topicName)
+	if err != nil {
+		return nil, err
+	}
+	if partition < 0 || partition >= len(t.parts) {
+		return nil, fmt.Errorf("%w: topic %q has partitions 0..%d, not %d", ErrUnknownPartition, topicName, len(t.parts)-1, partition)
+	}
+	return t.parts[partition], nil
+}
