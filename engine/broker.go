@@ -77,7 +77,7 @@ func (b *Broker) loadTopics() error {
 	}
 	keep := map[string]bool{}
 	for _, r := range recs {
-		t := &topic{rec: r, dir: b.topicDir(r)}
+		t := &topic{rec: r, dir: b.topicDir(r), subs: map[string]*queueSub{}}
 		keep[filepath.Base(t.dir)] = true
 		parts, err := b.openPartitions(t, 0, r.Config.Partitions)
 		if err != nil {
@@ -89,6 +89,12 @@ func (b *Broker) loadTopics() error {
 			b.opts.Logger.Warn("publish deduplication not rebuilt", "topic", r.Name, "err", err)
 		}
 		b.topics[r.Name] = t
+		if err := b.loadSubscriptions(t); err != nil {
+			return err
+		}
+		for p := range t.parts {
+			t.setWorkFloor(p)
+		}
 	}
 	entries, err := b.opts.FS.ReadDir(filepath.Join(b.opts.Dir, "topics"))
 	if err != nil {
@@ -162,7 +168,7 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg TopicConfig) 
 		return TopicInfo{}, fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
 	rec := topicRecord{Name: name, ID: newTopicID(), Created: b.opts.Clock.Now().UTC(), Config: cfg}
-	t := &topic{rec: rec, dir: b.topicDir(rec), dedup: newDedup(cfg.DedupWindow)}
+	t := &topic{rec: rec, dir: b.topicDir(rec), dedup: newDedup(cfg.DedupWindow), subs: map[string]*queueSub{}}
 	parts, err := b.openPartitions(t, 0, cfg.Partitions)
 	if err != nil {
 		b.opts.FS.RemoveAll(t.dir)
@@ -306,10 +312,15 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	}
 	var mb meta.Batch
 	mb.Delete(topicKey(name))
+	mb.DeletePrefix(subPrefix(name))
+	mb.DeletePrefix(statePrefix(name))
 	if err := b.meta.Apply(&mb, meta.Synced); err != nil {
 		return fmt.Errorf("delete topic %q: %w", name, mapStorageErr(err))
 	}
 	delete(b.topics, name)
+	for _, q := range t.subs {
+		q.shutdown()
+	}
 	t.close()
 	if err := b.opts.FS.RemoveAll(t.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		// The catalogue no longer names it: the next Open removes the folder.

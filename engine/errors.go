@@ -11,6 +11,16 @@ var (
 	ErrUnknownTopic = errors.New("unknown topic")
 	// ErrTopicExists: a topic of that name exists already.
 	ErrTopicExists = errors.New("topic already exists")
+	// ErrUnknownSubscription: the topic has no subscription of that name.
+	ErrUnknownSubscription = errors.New("unknown subscription")
+	// ErrSubscriptionExists: the topic has a subscription of that name.
+	ErrSubscriptionExists = errors.New("subscription already exists")
+	// ErrUnknownDelivery: an ack, nack or extend named a delivery that is not
+	// in flight for that member (already acknowledged, or its deadline
+	// passed and it was delivered again).
+	ErrUnknownDelivery = errors.New("unknown delivery")
+	// ErrMemberClosed: the member left or its subscription was deleted.
+	ErrMemberClosed = errors.New("member closed")
 	// ErrInvalidName: a topic name breaks the rules (1 to 249 characters of
 	// A-Z a-z 0-9 . _ -, not "." or "..").
 	ErrInvalidName = errors.New("invalid name")

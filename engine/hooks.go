@@ -11,9 +11,15 @@ type PublishHook interface {
 	OnPublish(topic string, partition int, messages int, bytes int)
 }
 
+// DeadLetterHook is told of messages moved to a dead-letter topic.
+type DeadLetterHook interface {
+	OnDeadLetter(topic, subscription string, messages int)
+}
+
 // hooks holds the hooks by event, found once at Open.
 type hooks struct {
-	publish []PublishHook
+	publish    []PublishHook
+	deadLetter []DeadLetterHook
 }
 
 func newHooks(hs []Hook) hooks {
@@ -21,6 +27,9 @@ func newHooks(hs []Hook) hooks {
 	for _, x := range hs {
 		if p, ok := x.(PublishHook); ok {
 			h.publish = append(h.publish, p)
+		}
+		if d, ok := x.(DeadLetterHook); ok {
+			h.deadLetter = append(h.deadLetter, d)
 		}
 	}
 	return h

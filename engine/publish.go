@@ -110,6 +110,9 @@ func (b *Broker) publish(ctx context.Context, topicName string, partition int, m
 		}()
 	}
 	wg.Wait()
+	for _, q := range t.subs {
+		q.notify()
+	}
 	if err := errors.Join(errs...); err != nil {
 		return out, err
 	}

@@ -129,6 +129,7 @@ type topic struct {
 	dir   string
 	parts []*log.Log
 	dedup *dedup
+	subs  map[string]*queueSub
 	// spread picks the partition of the next keyless publish call.
 	spread atomic.Uint64
 }

@@ -1,0 +1,406 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrymq/ferry/internal/clock"
+	"github.com/ferrymq/ferry/storage/meta"
+	"github.com/ferrymq/ferry/storage/record"
+)
+
+// queueSub is an open queue subscription.
+//
+// Lock order: Broker.mu (shared) before queueSub.mu. Every call that reads
+// the topic's logs holds both; waiting (for messages, for a deadline) is done
+// with neither held. Dead letters are published with neither held.
+type queueSub struct {
+	b   *Broker
+	t   *topic
+	rec subRecord
+	cfg SubscriptionConfig
+
+	mu      sync.Mutex
+	parts   []*qpart
+	members map[*QueueMember]struct{}
+	changed chan struct{} // closed when something may have become deliverable
+	timer   clock.Timer
+	timerAt time.Time
+	rr      int
+	closed  atomic.Bool
+}
+
+// Delivery is one message handed to a queue member.
+type Delivery struct {
+	// ID names this delivery in Ack, Nack and Extend.
+	ID      string
+	Message Message
+	// Count is how often the message has been delivered, this time included.
+	Count    int
+	Deadline time.Time
+}
+
+// QueueMember is one consumer of a queue subscription. Its methods are safe
+// for concurrent use.
+type QueueMember struct {
+	s        *queueSub
+	inflight int
+	closed   bool
+}
+
+// deadLetter is a message on its way to the dead-letter topic.
+type deadLetter struct {
+	partition int
+	offset    int64
+	count     int
+	reason    string
+}
+
+func floorKey(topic, sub string, p int) string {
+	return stateKey(topic, sub) + strconv.Itoa(p) + "/f"
+}
+
+func ackKey(topic, sub string, p int, o int64) string {
+	return fmt.Sprintf("%s%d/a/%020d", stateKey(topic, sub), p, o)
+}
+
+func countKey(topic, sub string, p int, o int64) string {
+	return fmt.Sprintf("%s%d/c/%020d", stateKey(topic, sub), p, o)
+}
+
+func newQueueSub(b *Broker, t *topic, rec subRecord, floors []int64) *queueSub {
+	q := &queueSub{b: b, t: t, rec: rec, cfg: rec.Config, members: map[*QueueMember]struct{}{}}
+	for p, f := range floors {
+		q.parts = append(q.parts, newQPart(p, f))
+	}
+	return q
+}
+
+// loadQueueSub restores a queue subscription's state from the metadata store.
+func loadQueueSub(b *Broker, t *topic, rec subRecord) (*queueSub, error) {
+	floors := make([]int64, len(t.parts))
+	for p := range t.parts {
+		if v, ok := b.meta.Get(floorKey(rec.Topic, rec.Name, p)); ok {
+			f, err := decodeOffset(v)
+			if err != nil {
+				return nil, err
+			}
+			floors[p] = f
+		}
+	}
+	q := newQueueSub(b, t, rec, floors)
+	prefix := stateKey(rec.Topic, rec.Name)
+	var bad error
+	b.meta.Scan(prefix, func(key string, value []byte) bool {
+		parts := strings.Split(strings.TrimPrefix(key, prefix), "/")
+		if len(parts) != 3 {
+			return true // the floor keys
+		}
+		p, err1 := strconv.Atoi(parts[0])
+		o, err2 := strconv.ParseInt(parts[2], 10, 64)
+		if err1 != nil || err2 != nil || p < 0 || p >= len(q.parts) {
+			bad = fmt.Errorf("bad state key %q", key)
+			return false
+		}
+		qp := q.parts[p]
+		switch parts[1] {
+		case "a":
+			if o >= qp.floor {
+				qp.acked[o] = struct{}{}
+			}
+		case "c":
+			if len(value) == 4 {
+				qp.counts[o] = int(int32(uint32(value[0])<<24 | uint32(value[1])<<16 | uint32(value[2])<<8 | uint32(value[3])))
+			}
+		}
+		return true
+	})
+	return q, bad
+}
+
+// ensurePartitions adds state for partitions added to the topic since.
+// Called with q.mu held.
+func (q *queueSub) ensurePartitions() {
+	for p := len(q.parts); p < len(q.t.parts); p++ {
+		q.parts = append(q.parts, newQPart(p, 0))
+	}
+}
+
+// JoinQueue adds a member to a queue subscription.
+func (b *Broker) JoinQueue(topicName, sub string) (*QueueMember, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	q, err := b.queueSub(topicName, sub)
+	if err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	m := &QueueMember{s: q}
+	q.members[m] = struct{}{}
+	return m, nil
+}
+
+// wake tells waiting members that something may be deliverable. Called with
+// q.mu held.
+func (q *queueSub) wake() {
+	if q.changed != nil {
+		close(q.changed)
+		q.changed = nil
+	}
+}
+
+// notify is wake for callers without q.mu (publish).
+func (q *queueSub) notify() {
+	q.mu.Lock()
+	q.wake()
+	q.mu.Unlock()
+}
+
+// shutdown ends the subscription (it was deleted). Called with b.mu held.
+func (q *queueSub) shutdown() {
+	q.closed.Store(true)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+	q.wake()
+}
+
+// lock takes the broker's lock (shared) and the subscription's.
+func (m *QueueMember) lock() (unlock func(), err error) {
+	q := m.s
+	q.b.mu.RLock()
+	q.mu.Lock()
+	unlock = func() { q.mu.Unlock(); q.b.mu.RUnlock() }
+	if m.closed || q.closed.Load() || q.b.closed {
+		unlock()
+		return nil, ErrMemberClosed
+	}
+	q.ensurePartitions()
+	return unlock, nil
+}
+
+// Receive returns up to max deliveries, waiting until there is at least one
+// or ctx ends. A member holds at most MaxInFlight unacknowledged deliveries;
+// at that limit Receive waits for an ack.
+func (m *QueueMember) Receive(ctx context.Context, max int) ([]Delivery, error) {
+	if max < 1 {
+		max = 1
+	}
+	q := m.s
+	for {
+		unlock, err := m.lock()
+		if err != nil {
+			return nil, err
+		}
+		now := q.b.opts.Clock.Now()
+		dead := q.expire(now)
+		var out []Delivery
+		if room := min(max, q.cfg.MaxInFlight-m.inflight); room > 0 {
+			out, err = q.collect(m, room, now)
+		}
+		if q.changed == nil {
+			q.changed = make(chan struct{})
+		}
+		ch := q.changed
+		q.reschedule(now)
+		unlock()
+		q.sendDead(dead)
+		if err != nil || len(out) > 0 {
+			return out, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// collect takes up to room deliveries for m and records their delivery
+// counts before handing them out. Called with the locks held.
+func (q *queueSub) collect(m *QueueMember, room int, now time.Time) ([]Delivery, error) {
+	var out []Delivery
+	var mb meta.Batch
+	n := len(q.parts)
+	for tries := 0; len(out) < room && tries < n; {
+		qp := q.parts[q.rr%n]
+		d, ok, err := q.nextFor(qp, m, now)
+		if err != nil {
+			return out, err
+		}
+		if !ok {
+			q.rr++
+			tries++
+			continue
+		}
+		c := uint32(d.Count)
+		mb.Put(countKey(q.rec.Topic, q.rec.Name, qp.p, d.Message.Offset), []byte{byte(c >> 24), byte(c >> 16), byte(c >> 8), byte(c)})
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	if err := q.b.meta.Apply(&mb, meta.Written); err != nil {
+		// Not recorded: take them back; they are delivered later.
+		for _, d := range out {
+			qp := q.parts[d.Message.Partition]
+			in := qp.inflight[d.Message.Offset]
+			delete(qp.inflight, d.Message.Offset)
+			m.inflight--
+			qp.counts[d.Message.Offset] = in.count - 1
+			qp.schedule(d.Message.Offset, now)
+		}
+		return nil, fmt.Errorf("record deliveries: %w", mapStorageErr(err))
+	}
+	return out, nil
+}
+
+// nextFor finds the next message of partition qp that m may receive now:
+// first redeliveries that are due, then new messages from the log.
+func (q *queueSub) nextFor(qp *qpart, m *QueueMember, now time.Time) (Delivery, bool, error) {
+	for {
+		off, ok := qp.popReady(now)
+		if !ok {
+			break
+		}
+		msg, err := q.readAt(qp.p, off)
+		if err != nil {
+			if errors.Is(err, ErrOffsetOutOfRange) {
+				continue // deleted by retention meanwhile
+			}
+			qp.schedule(off, now.Add(time.Second))
+			return Delivery{}, false, err
+		}
+		if msg.Key != nil && !qp.keyFree(string(msg.Key), off) {
+			qp.blocked[string(msg.Key)] = insertSorted(qp.blocked[string(msg.Key)], off)
+			continue
+		}
+		return q.deliver(qp, msg, m, now), true, nil
+	}
+	for {
+		if len(qp.buf) == 0 {
+			if err := q.readAhead(qp); err != nil || len(qp.buf) == 0 {
+				return Delivery{}, false, err
+			}
+		}
+		msg := qp.buf[0]
+		qp.buf = qp.buf[1:]
+		qp.next = msg.Offset + 1
+		if _, done := qp.acked[msg.Offset]; done || msg.Offset < qp.floor {
+			continue
+		}
+		if msg.DeliverAt.After(now) {
+			qp.schedule(msg.Offset, msg.DeliverAt)
+			continue
+		}
+		if msg.Key != nil && !qp.keyFree(string(msg.Key), msg.Offset) {
+			qp.blocked[string(msg.Key)] = insertSorted(qp.blocked[string(msg.Key)], msg.Offset)
+			continue
+		}
+		return q.deliver(qp, msg, m, now), true, nil
+	}
+}
+
+// deliver hands msg to m.
+func (q *queueSub) deliver(qp *qpart, msg Message, m *QueueMember, now time.Time) Delivery {
+	count := qp.counts[msg.Offset] + 1
+	qp.counts[msg.Offset] = count
+	in := &inflight{offset: msg.Offset, member: m, deadline: now.Add(q.cfg.AckDeadline), count: count}
+	if msg.Key != nil {
+		in.key, in.keyed = string(msg.Key), true
+		qp.keys[in.key] = msg.Offset
+	}
+	qp.inflight[msg.Offset] = in
+	m.inflight++
+	return Delivery{ID: deliveryID(qp.p, msg.Offset, count), Message: msg, Count: count, Deadline: in.deadline}
+}
+
+func deliveryID(p int, offset int64, count int) string {
+	return strconv.Itoa(p) + "-" + strconv.FormatInt(offset, 10) + "-" + strconv.Itoa(count)
+}
+
+func parseDeliveryID(id string) (p int, offset int64, count int, err error) {
+	f := strings.Split(id, "-")
+	if len(f) == 3 {
+		p, err = strconv.Atoi(f[0])
+		if err == nil {
+			offset, err = strconv.ParseInt(f[1], 10, 64)
+		}
+		if err == nil {
+			count, err = strconv.Atoi(f[2])
+		}
+		if err == nil {
+			return p, offset, count, nil
+		}
+	}
+	return 0, 0, 0, fmt.Errorf("%w: malformed delivery id %q", ErrUnknownDelivery, id)
+}
+
+func insertSorted(list []int64, o int64) []int64 {
+	i := len(list)
+	for i > 0 && list[i-1] > o {
+		i--
+	}
+	if i > 0 && list[i-1] == o {
+		return list
+	}
+	list = append(list, 0)
+	copy(list[i+1:], list[i:])
+	list[i] = o
+	return list
+}
+
+// readAhead reads the next messages of a partition from the log.
+func (q *queueSub) readAhead(qp *qpart) error {
+	l := q.t.parts[qp.p]
+	if qp.next >= l.VisibleOffset() {
+		return nil
+	}
+	if start := l.StartOffset(); qp.next < start {
+		qp.next = start // retention went past what was never delivered
+	}
+	res, err := l.Read(qp.next, 256<<10)
+	if err != nil {
+		return fmt.Errorf("read %s/%d at %d: %w", q.rec.Topic, qp.p, qp.next, err)
+	}
+	return record.Split(res.Data, func(h record.Header, batch []byte) error {
+		return record.Records(batch, record.Limits{}, func(r record.Record) error {
+			if r.Offset >= qp.next {
+				qp.buf = append(qp.buf, messageFromRecord(q.rec.Topic, qp.p, r))
+			}
+			return nil
+		})
+	})
+}
+
+// readAt reads the message at one offset.
+func (q *queueSub) readAt(p int, offset int64) (Message, error) {
+	l := q.t.parts[p]
+	res, err := l.Read(offset, 1)
+	if err != nil {
+		return Message{}, fmt.Errorf("%w: %s/%d offset %d: %w", ErrOffsetOutOfRange, q.rec.Topic, p, offset, err)
+	}
+	var msg Message
+	found := false
+	err = record.Split(res.Data, func(h record.Header, batch []byte) error {
+		return record.Records(batch, record.Limits{}, func(r record.Record) error {
+			if r.Offset == offset {
+				msg, found = messageFromRecord(q.rec.Topic, p, r), true
+			}
+			return nil
+		})
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("%w: %s/%d offset %d", ErrOffsetOutOfRange, q.rec.Topic, p, offset)
+	}
+	return msg, err
+}

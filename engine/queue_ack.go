@@ -1,0 +1,387 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ferrymq/ferry/storage/meta"
+)
+
+// take finds the delivery id names among m's in-flight deliveries. Called
+// with the locks held.
+func (q *queueSub) take(m *QueueMember, id string) (*qpart, *inflight, error) {
+	p, off, count, err := parseDeliveryID(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p < 0 || p >= len(q.parts) {
+		return nil, nil, fmt.Errorf("%w: %q", ErrUnknownDelivery, id)
+	}
+	qp := q.parts[p]
+	in := qp.inflight[off]
+	if in == nil || in.member != m || in.count != count {
+		return nil, nil, fmt.Errorf("%w: %q is not in flight for this member (acknowledged already, or its deadline passed)", ErrUnknownDelivery, id)
+	}
+	return qp, in, nil
+}
+
+// Ack acknowledges deliveries: their messages are done and never delivered
+// again. The acks are written before Ack returns. Unknown ids are reported
+// in the error; the others are acknowledged all the same.
+func (m *QueueMember) Ack(ids ...string) error {
+	q := m.s
+	unlock, err := m.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	now := q.b.opts.Clock.Now()
+	var errs []error
+	var offs []settled
+	for _, id := range ids {
+		qp, in, err := q.take(m, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(qp.inflight, in.offset)
+		m.inflight--
+		if in.keyed {
+			qp.releaseKey(in.key, in.offset, now)
+		}
+		offs = append(offs, settled{qp, in.offset})
+	}
+	if len(offs) > 0 {
+		if err := q.settle(offs); err != nil {
+			errs = append(errs, err)
+		}
+		q.wake()
+	}
+	return errors.Join(errs...)
+}
+
+type settled struct {
+	qp     *qpart
+	offset int64
+}
+
+// settle marks offsets done (acknowledged or dead-lettered) and writes that
+// down. Called with the locks held.
+func (q *queueSub) settle(list []settled) error {
+	var mb meta.Batch
+	moved := map[*qpart]bool{}
+	for _, s := range list {
+		passed, mv := s.qp.ack(s.offset)
+		mb.Delete(countKey(q.rec.Topic, q.rec.Name, s.qp.p, s.offset))
+		if s.offset >= s.qp.floor {
+			mb.Put(ackKey(q.rec.Topic, q.rec.Name, s.qp.p, s.offset), nil)
+		}
+		for _, o := range passed {
+			if o != s.offset {
+				mb.Delete(ackKey(q.rec.Topic, q.rec.Name, s.qp.p, o))
+			}
+		}
+		if mv {
+			moved[s.qp] = true
+		}
+	}
+	for qp := range moved {
+		mb.Put(floorKey(q.rec.Topic, q.rec.Name, qp.p), encodeOffset(qp.floor))
+	}
+	if err := q.b.meta.Apply(&mb, meta.Written); err != nil {
+		return fmt.Errorf("record acks: %w", mapStorageErr(err))
+	}
+	if q.t.rec.Config.Retention.Work {
+		for qp := range moved {
+			q.t.setWorkFloor(qp.p)
+		}
+	}
+	return nil
+}
+
+// Nack gives a delivery back: it is delivered again after delay (at once
+// when 0), or moves to the dead-letter topic when it has failed
+// MaxDeliveries times.
+func (m *QueueMember) Nack(id string, delay time.Duration) error {
+	q := m.s
+	unlock, err := m.lock()
+	if err != nil {
+		return err
+	}
+	qp, in, err := q.take(m, id)
+	if err != nil {
+		unlock()
+		return err
+	}
+	now := q.b.opts.Clock.Now()
+	delete(qp.inflight, in.offset)
+	m.inflight--
+	dead := q.failed(qp, in, now.Add(max(delay, 0)), "nacked")
+	q.wake()
+	q.reschedule(now)
+	unlock()
+	q.sendDead(dead)
+	return nil
+}
+
+// Extend moves a delivery's deadline to now+by (the subscription's ack
+// deadline when by is 0): the member is still working on it.
+func (m *QueueMember) Extend(id string, by time.Duration) (time.Time, error) {
+	q := m.s
+	unlock, err := m.lock()
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer unlock()
+	_, in, err := q.take(m, id)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if by <= 0 {
+		by = q.cfg.AckDeadline
+	}
+	now := q.b.opts.Clock.Now()
+	in.deadline = now.Add(by)
+	q.reschedule(now)
+	return in.deadline, nil
+}
+
+// Leave ends the member: its in-flight deliveries are delivered again (a
+// failed delivery each).
+func (m *QueueMember) Leave() error {
+	q := m.s
+	unlock, err := m.lock()
+	if err != nil {
+		return err
+	}
+	now := q.b.opts.Clock.Now()
+	var dead []deadLetter
+	for _, qp := range q.parts {
+		for off, in := range qp.inflight {
+			if in.member == m {
+				delete(qp.inflight, off)
+				dead = append(dead, q.failed(qp, in, now, "member left")...)
+			}
+		}
+	}
+	m.inflight = 0
+	m.closed = true
+	delete(q.members, m)
+	q.wake()
+	q.reschedule(now)
+	unlock()
+	q.sendDead(dead)
+	return nil
+}
+
+// failed handles a delivery that did not succeed: it is scheduled again at
+// `at`, or dead-lettered once it failed MaxDeliveries times. Called with the
+// locks held, the delivery already out of inflight.
+func (q *queueSub) failed(qp *qpart, in *inflight, at time.Time, reason string) []deadLetter {
+	if q.cfg.MaxDeliveries > 0 && in.count >= q.cfg.MaxDeliveries {
+		if in.keyed {
+			qp.releaseKey(in.key, in.offset, at)
+		}
+		// Held back from delivery until the dead-letter publish settles it.
+		qp.counts[in.offset] = in.count
+		qp.queued[in.offset] = true
+		return []deadLetter{{partition: qp.p, offset: in.offset, count: in.count, reason: reason}}
+	}
+	qp.schedule(in.offset, at)
+	return nil
+}
+
+// expire fails every delivery whose deadline has passed. Called with the
+// locks held.
+func (q *queueSub) expire(now time.Time) []deadLetter {
+	var dead []deadLetter
+	for _, qp := range q.parts {
+		for off, in := range qp.inflight {
+			if !in.deadline.After(now) {
+				delete(qp.inflight, off)
+				in.member.inflight--
+				dead = append(dead, q.failed(qp, in, now, "ack deadline expired")...)
+			}
+		}
+	}
+	if len(dead) > 0 || q.dueReady(now) {
+		q.wake()
+	}
+	return dead
+}
+
+func (q *queueSub) dueReady(now time.Time) bool {
+	for _, qp := range q.parts {
+		if qp.ready.Len() > 0 && !qp.ready[0].at.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// reschedule sets the timer for the next deadline or delayed message.
+// Called with q.mu held.
+func (q *queueSub) reschedule(now time.Time) {
+	var next time.Time
+	found := false
+	for _, qp := range q.parts {
+		if t, ok := qp.nextDeadline(now); ok && (!found || t.Before(next)) {
+			next, found = t, true
+		}
+	}
+	if !found || (q.timer != nil && !q.timerAt.After(next) && q.timerAt.After(now)) {
+		return
+	}
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+	q.timerAt = next
+	q.timer = q.b.opts.Clock.AfterFunc(max(next.Sub(now), 0), q.onTimer)
+}
+
+func (q *queueSub) onTimer() {
+	if q.closed.Load() {
+		return
+	}
+	q.b.mu.RLock()
+	if q.b.closed {
+		q.b.mu.RUnlock()
+		return
+	}
+	q.mu.Lock()
+	now := q.b.opts.Clock.Now()
+	q.timer = nil
+	dead := q.expire(now)
+	q.wake()
+	q.reschedule(now)
+	q.mu.Unlock()
+	q.b.mu.RUnlock()
+	q.sendDead(dead)
+}
+
+// Dead-letter headers, set on each message moved to a dead-letter topic.
+const (
+	HeaderDeadTopic        = "ferry-dead-topic"
+	HeaderDeadPartition    = "ferry-dead-partition"
+	HeaderDeadOffset       = "ferry-dead-offset"
+	HeaderDeadSubscription = "ferry-dead-subscription"
+	HeaderDeadReason       = "ferry-dead-reason"
+	HeaderDeadDeliveries   = "ferry-dead-deliveries"
+)
+
+// sendDead publishes dead letters to the dead-letter topic (created on
+// demand), then settles them. Called with no lock held. A message whose
+// publish fails is delivered again later.
+func (q *queueSub) sendDead(dead []deadLetter) {
+	if len(dead) == 0 {
+		return
+	}
+	ctx := context.Background()
+	dlq := q.cfg.DeadLetterTopic
+	if _, err := q.b.CreateTopic(ctx, dlq, TopicConfig{}); err != nil && !errors.Is(err, ErrTopicExists) {
+		q.b.opts.Logger.Error("cannot create dead-letter topic", "topic", dlq, "err", err)
+		q.undead(dead)
+		return
+	}
+	msgs := make([]Message, 0, len(dead))
+	var keep []deadLetter
+	q.b.mu.RLock()
+	q.mu.Lock()
+	for _, d := range dead {
+		msg, err := q.readAt(d.partition, d.offset)
+		if err != nil {
+			continue // gone by retention: nothing to move
+		}
+		out := Message{
+			Key: msg.Key, Value: msg.Value, Timestamp: msg.Timestamp, Headers: msg.Headers,
+			ID: fmt.Sprintf("%s/%s/%d/%d", q.rec.Topic, q.rec.Name, d.partition, d.offset),
+		}
+		out.Headers = append(append([]Header(nil), msg.Headers...),
+			Header{Key: HeaderDeadTopic, Value: []byte(q.rec.Topic)},
+			Header{Key: HeaderDeadPartition, Value: []byte(strconv.Itoa(d.partition))},
+			Header{Key: HeaderDeadOffset, Value: []byte(strconv.FormatInt(d.offset, 10))},
+			Header{Key: HeaderDeadSubscription, Value: []byte(q.rec.Name)},
+			Header{Key: HeaderDeadReason, Value: []byte(d.reason)},
+			Header{Key: HeaderDeadDeliveries, Value: []byte(strconv.Itoa(d.count))},
+		)
+		msgs = append(msgs, out)
+		keep = append(keep, d)
+	}
+	q.mu.Unlock()
+	q.b.mu.RUnlock()
+	if len(msgs) > 0 {
+		if _, err := q.b.Publish(ctx, dlq, msgs...); err != nil {
+			q.b.opts.Logger.Error("cannot publish dead letters", "topic", dlq, "err", err)
+			q.undead(dead)
+			return
+		}
+	}
+	q.b.mu.RLock()
+	defer q.b.mu.RUnlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var list []settled
+	for _, d := range dead {
+		qp := q.parts[d.partition]
+		delete(qp.queued, d.offset)
+		list = append(list, settled{qp, d.offset})
+	}
+	if err := q.settle(list); err != nil {
+		q.b.opts.Logger.Error("cannot record dead letters as done", "err", err)
+	}
+	for _, h := range q.b.hooks.deadLetter {
+		h.OnDeadLetter(q.rec.Topic, q.rec.Name, len(dead))
+	}
+}
+
+// undead returns dead letters whose move failed to delivery.
+func (q *queueSub) undead(dead []deadLetter) {
+	q.b.mu.RLock()
+	defer q.b.mu.RUnlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := q.b.opts.Clock.Now()
+	for _, d := range dead {
+		qp := q.parts[d.partition]
+		delete(qp.queued, d.offset)
+		qp.schedule(d.offset, now.Add(time.Second))
+	}
+	q.reschedule(now)
+}
+
+// info describes the subscription. Called with b.mu held.
+func (q *queueSub) info() SubscriptionInfo {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.ensurePartitions()
+	si := SubscriptionInfo{Topic: q.rec.Topic, Name: q.rec.Name, Created: q.rec.Created, Config: q.cfg, Members: len(q.members)}
+	for p, qp := range q.parts {
+		end := q.t.parts[p].VisibleOffset()
+		backlog := end - qp.floor - int64(len(qp.acked))
+		si.Partitions = append(si.Partitions, SubscriptionPartition{
+			Partition: p, AckFloor: qp.floor, Backlog: max(backlog, 0), InFlight: len(qp.inflight), EndOffset: end,
+		})
+	}
+	return si
+}
+
+// setWorkFloor lets partition p's log drop what every queue subscription
+// acknowledged (work retention). Called with b.mu held.
+func (t *topic) setWorkFloor(p int) {
+	if len(t.subs) == 0 {
+		return
+	}
+	floor := int64(-1)
+	for _, q := range t.subs {
+		if p >= len(q.parts) {
+			return
+		}
+		if f := q.parts[p].floorPub.Load(); floor < 0 || f < floor {
+			floor = f
+		}
+	}
+	t.parts[p].SetDeleteFloor(floor)
+}
