@@ -192,28 +192,8 @@ func (m *QueueMember) lock() (unlock func(), err error) {
 // or ctx ends. A member holds at most MaxInFlight unacknowledged deliveries;
 // at that limit Receive waits for an ack.
 func (m *QueueMember) Receive(ctx context.Context, max int) ([]Delivery, error) {
-	if max < 1 {
-		max = 1
-	}
-	q := m.s
 	for {
-		unlock, err := m.lock()
-		if err != nil {
-			return nil, err
-		}
-		now := q.b.opts.Clock.Now()
-		dead := q.expire(now)
-		var out []Delivery
-		if room := min(max, q.cfg.MaxInFlight-m.inflight); room > 0 {
-			out, err = q.collect(m, room, now)
-		}
-		if q.changed == nil {
-			q.changed = make(chan struct{})
-		}
-		ch := q.changed
-		q.reschedule(now)
-		unlock()
-		q.sendDead(dead)
+		out, ch, err := m.poll(max)
 		if err != nil || len(out) > 0 {
 			return out, err
 		}
@@ -223,6 +203,40 @@ func (m *QueueMember) Receive(ctx context.Context, max int) ([]Delivery, error) 
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// Poll is Receive without waiting: it returns what is deliverable now,
+// possibly nothing.
+func (m *QueueMember) Poll(max int) ([]Delivery, error) {
+	out, _, err := m.poll(max)
+	return out, err
+}
+
+// poll takes what is deliverable now and returns a channel closed when
+// more may be.
+func (m *QueueMember) poll(max int) ([]Delivery, <-chan struct{}, error) {
+	if max < 1 {
+		max = 1
+	}
+	q := m.s
+	unlock, err := m.lock()
+	if err != nil {
+		return nil, nil, err
+	}
+	now := q.b.opts.Clock.Now()
+	dead := q.expire(now)
+	var out []Delivery
+	if room := min(max, q.cfg.MaxInFlight-m.inflight); room > 0 {
+		out, err = q.collect(m, room, now)
+	}
+	if q.changed == nil {
+		q.changed = make(chan struct{})
+	}
+	ch := q.changed
+	q.reschedule(now)
+	unlock()
+	q.sendDead(dead)
+	return out, ch, err
 }
 
 // collect takes up to room deliveries for m and records their delivery

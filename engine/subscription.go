@@ -48,9 +48,10 @@ type SubscriptionConfig struct {
 	// AckDeadline (queue) is how long a delivery may stay unacknowledged
 	// before it is delivered again. DefaultAckDeadline when 0.
 	AckDeadline time.Duration `json:"ack_deadline,omitempty"`
-	// MaxDeliveries (queue): a message whose delivery failed (nack, expired
-	// deadline, member gone) this many times moves to DeadLetterTopic. 0
-	// means no limit.
+	// MaxDeliveries (queue): a message delivered this many times whose last
+	// delivery fails too (nack, expired deadline, member gone) moves to
+	// DeadLetterTopic. Deliveries repeated after a restart count, as SQS's
+	// maxReceiveCount. 0 means no limit.
 	MaxDeliveries int `json:"max_deliveries,omitempty"`
 	// DeadLetterTopic (queue) receives dead letters; created on demand.
 	// "TOPIC.SUBSCRIPTION.dlq" when empty.

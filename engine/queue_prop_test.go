@@ -1,0 +1,239 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ferrymq/ferry/internal/clock"
+	"pgregory.net/rapid"
+)
+
+// TestQueueProperties drives a queue subscription with random interleavings
+// of publish, receive, ack, nack, deadline expiry, member loss and broker
+// restart, and checks the queue's promises:
+//   - a message is never in flight twice at once, and an acknowledged or
+//     dead-lettered one is never delivered again;
+//   - a message is delivered again only after a nack, an expired deadline, its
+//     member leaving or a restart, with its count one higher;
+//   - in the end every published message is acknowledged or dead-lettered
+//     exactly once, and the dead-lettered ones are exactly those that failed
+//     their max_deliveries-th delivery.
+func TestQueueProperties(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		const maxDeliveries = 3
+		clk := clock.NewFake(time.UnixMilli(1_700_000_000_000))
+		dir := t.TempDir()
+		opts := Options{Dir: dir, Clock: clk, DefaultFsync: "never"}
+		b, err := Open(opts)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer func() { b.Close() }()
+		parts := rapid.IntRange(1, 3).Draw(rt, "partitions")
+		if _, err := b.CreateTopic(bg, "jobs", TopicConfig{Partitions: parts}); err != nil {
+			rt.Fatal(err)
+		}
+		cfg := SubscriptionConfig{Kind: KindQueue, AckDeadline: 10 * time.Second, MaxDeliveries: maxDeliveries,
+			MaxInFlight: rapid.IntRange(1, 5).Draw(rt, "maxInFlight"), KeyOrdering: rapid.Bool().Draw(rt, "keyOrdering")}
+		if _, err := b.CreateSubscription(bg, "jobs", "q", cfg); err != nil {
+			rt.Fatal(err)
+		}
+
+		type flight struct {
+			d      Delivery
+			member int
+		}
+		var (
+			published []string
+			acked     = map[string]bool{}
+			dead      = map[string]bool{}
+			count     = map[string]int{}  // deliveries so far
+			released  = map[string]bool{} // may be delivered again
+			inFlight  = map[string]flight{}
+			members   = make([]*QueueMember, 2)
+		)
+		joinAll := func() {
+			for i := range members {
+				m, err := b.JoinQueue("jobs", "q")
+				if err != nil {
+					rt.Fatal(err)
+				}
+				members[i] = m
+			}
+		}
+		joinAll()
+		// fail records a failed delivery of v. Like SQS's maxReceiveCount,
+		// max_deliveries counts deliveries: the one that fails as the
+		// max_deliveries-th goes to the dead-letter topic.
+		fail := func(v string) {
+			delete(inFlight, v)
+			if count[v] >= maxDeliveries {
+				dead[v] = true
+			} else {
+				released[v] = true
+			}
+		}
+		receive := func(i int) {
+			ds, err := members[i].Poll(rapid.IntRange(1, 4).Draw(rt, "max"))
+			if err != nil {
+				rt.Fatal(err)
+			}
+			for _, d := range ds {
+				v := string(d.Message.Value)
+				switch {
+				case acked[v]:
+					rt.Fatalf("acknowledged %s delivered again", v)
+				case dead[v]:
+					rt.Fatalf("dead-lettered %s delivered again", v)
+				case isInFlight(inFlight, v):
+					rt.Fatalf("%s delivered while in flight", v)
+				case count[v] > 0 && !released[v]:
+					rt.Fatalf("%s delivered again without a nack, expiry, leave or restart", v)
+				case d.Count != count[v]+1:
+					rt.Fatalf("%s delivered with count %d after %d deliveries", v, d.Count, count[v])
+				}
+				count[v] = d.Count
+				released[v] = false
+				inFlight[v] = flight{d, i}
+			}
+		}
+		someInFlight := func() (string, flight, bool) {
+			if len(inFlight) == 0 {
+				return "", flight{}, false
+			}
+			keys := make([]string, 0, len(inFlight))
+			for v := range inFlight {
+				keys = append(keys, v)
+			}
+			slices.Sort(keys)
+			v := rapid.SampledFrom(keys).Draw(rt, "delivery")
+			return v, inFlight[v], true
+		}
+
+		rt.Repeat(map[string]func(*rapid.T){
+			"publish": func(rt *rapid.T) {
+				n := rapid.IntRange(1, 4).Draw(rt, "n")
+				var msgs []Message
+				for range n {
+					v := fmt.Sprintf("m%d", len(published))
+					published = append(published, v)
+					key := []byte(fmt.Sprintf("k%d", rapid.IntRange(0, 2).Draw(rt, "key")))
+					msgs = append(msgs, Message{Key: key, Value: []byte(v)})
+				}
+				if _, err := b.Publish(bg, "jobs", msgs...); err != nil {
+					rt.Fatal(err)
+				}
+			},
+			"receive": func(rt *rapid.T) { receive(rapid.IntRange(0, 1).Draw(rt, "member")) },
+			"ack": func(rt *rapid.T) {
+				v, f, ok := someInFlight()
+				if !ok {
+					return
+				}
+				if err := members[f.member].Ack(f.d.ID); err != nil {
+					rt.Fatal(err)
+				}
+				delete(inFlight, v)
+				acked[v] = true
+			},
+			"nack": func(rt *rapid.T) {
+				v, f, ok := someInFlight()
+				if !ok {
+					return
+				}
+				if err := members[f.member].Nack(f.d.ID, 0); err != nil {
+					rt.Fatal(err)
+				}
+				fail(v)
+			},
+			"expire": func(rt *rapid.T) {
+				clk.Advance(11 * time.Second)
+				for v := range inFlight {
+					fail(v)
+				}
+			},
+			"leave": func(rt *rapid.T) {
+				i := rapid.IntRange(0, 1).Draw(rt, "member")
+				if err := members[i].Leave(); err != nil {
+					rt.Fatal(err)
+				}
+				for v, f := range inFlight {
+					if f.member == i {
+						fail(v)
+					}
+				}
+				m, err := b.JoinQueue("jobs", "q")
+				if err != nil {
+					rt.Fatal(err)
+				}
+				members[i] = m
+			},
+			"restart": func(rt *rapid.T) {
+				if err := b.Close(); err != nil {
+					rt.Fatal(err)
+				}
+				if b, err = Open(opts); err != nil {
+					rt.Fatal(err)
+				}
+				// In-flight deliveries come back without counting as failed.
+				for v := range inFlight {
+					delete(inFlight, v)
+					released[v] = true
+				}
+				joinAll()
+			},
+		})
+
+		// Drain: acknowledge everything still deliverable.
+		for v, f := range inFlight {
+			if err := members[f.member].Ack(f.d.ID); err != nil {
+				rt.Fatal(err)
+			}
+			delete(inFlight, v)
+			acked[v] = true
+		}
+		for range 1000 {
+			before := len(acked)
+			receive(0)
+			for v, f := range inFlight {
+				if err := members[f.member].Ack(f.d.ID); err != nil {
+					rt.Fatal(err)
+				}
+				delete(inFlight, v)
+				acked[v] = true
+			}
+			if len(acked) == before {
+				break
+			}
+		}
+		for _, v := range published {
+			if acked[v] == dead[v] {
+				rt.Fatalf("%s: acknowledged %v, dead-lettered %v", v, acked[v], dead[v])
+			}
+		}
+		var deadGot []string
+		if _, err := b.DescribeTopic("jobs.q.dlq"); err == nil {
+			for p := range 1 {
+				for _, m := range readAllOf(t, b, "jobs.q.dlq", p) {
+					deadGot = append(deadGot, string(m.Value))
+				}
+			}
+		}
+		var deadWant []string
+		for v := range dead {
+			deadWant = append(deadWant, v)
+		}
+		slices.Sort(deadGot)
+		slices.Sort(deadWant)
+		if !slices.Equal(deadGot, deadWant) {
+			rt.Fatalf("dead-letter topic holds %v, want %v", deadGot, deadWant)
+		}
+	})
+}
+
+func isInFlight[F any](m map[string]F, v string) bool {
+	_, ok := m[v]
+	return ok
+}
