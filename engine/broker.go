@@ -30,6 +30,11 @@ type Broker struct {
 	topics map[string]*topic
 	closed bool
 
+	// ephMu guards ephemerals. Lock order: mu, then ephMu, then an
+	// Ephemeral's own lock.
+	ephMu      sync.RWMutex
+	ephemerals map[*Ephemeral]struct{}
+
 	retention clock.Timer
 	retMu     sync.Mutex // serialises retention runs and their rescheduling
 }
@@ -48,7 +53,7 @@ func Open(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
-	b := &Broker{opts: opts, hooks: newHooks(opts.Hooks), meta: m, topics: map[string]*topic{}}
+	b := &Broker{opts: opts, hooks: newHooks(opts.Hooks), meta: m, topics: map[string]*topic{}, ephemerals: map[*Ephemeral]struct{}{}}
 	if err := b.loadTopics(); err != nil {
 		b.closeTopics()
 		m.Close()
@@ -125,6 +130,7 @@ func (b *Broker) Close() error {
 		return ErrClosed
 	}
 	b.closed = true
+	b.closeEphemerals()
 	b.closeTopics()
 	return b.meta.Close()
 }
@@ -183,6 +189,7 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg TopicConfig) 
 		return TopicInfo{}, fmt.Errorf("create topic %q: %w", name, mapStorageErr(err))
 	}
 	b.topics[name] = t
+	b.topicCreated(name, cfg.Partitions)
 	b.opts.Logger.Info("topic created", "topic", name, "partitions", cfg.Partitions)
 	return t.info(), nil
 }

@@ -21,6 +21,9 @@ var (
 	ErrUnknownDelivery = errors.New("unknown delivery")
 	// ErrMemberClosed: the member left or its subscription was deleted.
 	ErrMemberClosed = errors.New("member closed")
+	// ErrSlowConsumer: an ephemeral subscriber fell further behind than its
+	// buffer and was cut off.
+	ErrSlowConsumer = errors.New("slow consumer cut off")
 	// ErrInvalidName: a topic name breaks the rules (1 to 249 characters of
 	// A-Z a-z 0-9 . _ -, not "." or "..").
 	ErrInvalidName = errors.New("invalid name")

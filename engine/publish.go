@@ -113,6 +113,7 @@ func (b *Broker) publish(ctx context.Context, topicName string, partition int, m
 	for _, q := range t.subs {
 		q.notify()
 	}
+	b.notifyEphemerals(topicName)
 	if err := errors.Join(errs...); err != nil {
 		return out, err
 	}
