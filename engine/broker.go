@@ -82,7 +82,7 @@ func (b *Broker) loadTopics() error {
 	}
 	keep := map[string]bool{}
 	for _, r := range recs {
-		t := &topic{rec: r, dir: b.topicDir(r), subs: map[string]*queueSub{}}
+		t := &topic{rec: r, dir: b.topicDir(r), subs: map[string]*queueSub{}, streams: map[string]*streamSub{}}
 		keep[filepath.Base(t.dir)] = true
 		parts, err := b.openPartitions(t, 0, r.Config.Partitions)
 		if err != nil {
@@ -174,7 +174,7 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg TopicConfig) 
 		return TopicInfo{}, fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
 	rec := topicRecord{Name: name, ID: newTopicID(), Created: b.opts.Clock.Now().UTC(), Config: cfg}
-	t := &topic{rec: rec, dir: b.topicDir(rec), dedup: newDedup(cfg.DedupWindow), subs: map[string]*queueSub{}}
+	t := &topic{rec: rec, dir: b.topicDir(rec), dedup: newDedup(cfg.DedupWindow), subs: map[string]*queueSub{}, streams: map[string]*streamSub{}}
 	parts, err := b.openPartitions(t, 0, cfg.Partitions)
 	if err != nil {
 		b.opts.FS.RemoveAll(t.dir)
@@ -306,6 +306,18 @@ func (b *Broker) AddPartitions(ctx context.Context, name string, n int) (TopicIn
 	}
 	t.rec = rec
 	t.parts = append(t.parts, parts...)
+	// Subscriptions grow their per-partition state here, under the write
+	// lock, so readers of it under the shared lock never see it change.
+	for _, q := range t.subs {
+		q.mu.Lock()
+		q.ensurePartitions()
+		q.mu.Unlock()
+	}
+	for _, s := range t.streams {
+		s.mu.Lock()
+		s.syncPartitions()
+		s.mu.Unlock()
+	}
 	return t.info(), nil
 }
 
@@ -327,6 +339,9 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	delete(b.topics, name)
 	for _, q := range t.subs {
 		q.shutdown()
+	}
+	for _, s := range t.streams {
+		s.shutdown()
 	}
 	t.close()
 	if err := b.opts.FS.RemoveAll(t.dir); err != nil && !errors.Is(err, os.ErrNotExist) {

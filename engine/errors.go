@@ -24,6 +24,8 @@ var (
 	// ErrSlowConsumer: an ephemeral subscriber fell further behind than its
 	// buffer and was cut off.
 	ErrSlowConsumer = errors.New("slow consumer cut off")
+	// ErrNotOwner: a stream member acted on a partition it does not own.
+	ErrNotOwner = errors.New("partition not owned by this member")
 	// ErrInvalidName: a topic name breaks the rules (1 to 249 characters of
 	// A-Z a-z 0-9 . _ -, not "." or "..").
 	ErrInvalidName = errors.New("invalid name")

@@ -16,10 +16,16 @@ type DeadLetterHook interface {
 	OnDeadLetter(topic, subscription string, messages int)
 }
 
+// RebalanceHook is told when a stream subscription's membership changes.
+type RebalanceHook interface {
+	OnRebalance(topic, subscription string, generation int64, members int)
+}
+
 // hooks holds the hooks by event, found once at Open.
 type hooks struct {
 	publish    []PublishHook
 	deadLetter []DeadLetterHook
+	rebalance  []RebalanceHook
 }
 
 func newHooks(hs []Hook) hooks {
@@ -30,6 +36,9 @@ func newHooks(hs []Hook) hooks {
 		}
 		if d, ok := x.(DeadLetterHook); ok {
 			h.deadLetter = append(h.deadLetter, d)
+		}
+		if r, ok := x.(RebalanceHook); ok {
+			h.rebalance = append(h.rebalance, r)
 		}
 	}
 	return h

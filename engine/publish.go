@@ -113,6 +113,9 @@ func (b *Broker) publish(ctx context.Context, topicName string, partition int, m
 	for _, q := range t.subs {
 		q.notify()
 	}
+	for _, s := range t.streams {
+		s.notify()
+	}
 	b.notifyEphemerals(topicName)
 	if err := errors.Join(errs...); err != nil {
 		return out, err

@@ -368,10 +368,10 @@ func (q *queueSub) info() SubscriptionInfo {
 	return si
 }
 
-// setWorkFloor lets partition p's log drop what every queue subscription
-// acknowledged (work retention). Called with b.mu held.
+// setWorkFloor lets partition p's log drop what every subscription has
+// acknowledged or committed (work retention). Called with b.mu held.
 func (t *topic) setWorkFloor(p int) {
-	if len(t.subs) == 0 {
+	if len(t.subs)+len(t.streams) == 0 {
 		return
 	}
 	floor := int64(-1)
@@ -380,6 +380,14 @@ func (t *topic) setWorkFloor(p int) {
 			return
 		}
 		if f := q.parts[p].floorPub.Load(); floor < 0 || f < floor {
+			floor = f
+		}
+	}
+	for _, s := range t.streams {
+		if p >= len(s.committed) {
+			return
+		}
+		if f := s.committed[p].Load(); floor < 0 || f < floor {
 			floor = f
 		}
 	}

@@ -130,11 +130,13 @@ func decodeOffset(b []byte) (int64, error) {
 
 // SubscriptionInfo describes a subscription.
 type SubscriptionInfo struct {
-	Topic      string                  `json:"topic"`
-	Name       string                  `json:"name"`
-	Created    time.Time               `json:"created"`
-	Config     SubscriptionConfig      `json:"config"`
-	Members    int                     `json:"members"`
+	Topic   string             `json:"topic"`
+	Name    string             `json:"name"`
+	Created time.Time          `json:"created"`
+	Config  SubscriptionConfig `json:"config"`
+	Members int                `json:"members"`
+	// Generation (stream) counts the group's rebalances.
+	Generation int64                   `json:"generation,omitempty"`
 	Partitions []SubscriptionPartition `json:"partitions"`
 }
 
@@ -142,10 +144,15 @@ type SubscriptionInfo struct {
 type SubscriptionPartition struct {
 	Partition int `json:"partition"`
 	// AckFloor (queue): every offset below it is acknowledged.
-	AckFloor int64 `json:"ack_floor"`
-	// Backlog (queue): messages stored and not yet acknowledged.
+	AckFloor int64 `json:"ack_floor,omitempty"`
+	// Committed (stream): the committed offset, where consumption resumes.
+	Committed int64 `json:"committed,omitempty"`
+	// Backlog is the messages not yet consumed: for a queue, stored and not
+	// acknowledged; for a stream, the lag after the committed offset.
 	Backlog  int64 `json:"backlog"`
-	InFlight int   `json:"in_flight"`
+	InFlight int   `json:"in_flight,omitempty"`
+	// Owner (stream) is the member that owns the partition now.
+	Owner string `json:"owner,omitempty"`
 	// EndOffset is the partition's high watermark.
 	EndOffset int64 `json:"end_offset"`
 }
@@ -159,16 +166,13 @@ func (b *Broker) CreateSubscription(ctx context.Context, topicName, name string,
 	if err != nil {
 		return SubscriptionInfo{}, err
 	}
-	if cfg.Kind == KindStream {
-		return SubscriptionInfo{}, fmt.Errorf("%w: stream subscriptions are not built yet", ErrInvalidConfig)
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, err := b.topic(topicName)
 	if err != nil {
 		return SubscriptionInfo{}, err
 	}
-	if _, ok := t.subs[name]; ok {
+	if t.hasSub(name) {
 		return SubscriptionInfo{}, fmt.Errorf("%w: subscription %q on %q", ErrSubscriptionExists, name, topicName)
 	}
 	rec := subRecord{Topic: topicName, Name: name, Created: b.opts.Clock.Now().UTC(), Config: cfg}
@@ -182,10 +186,19 @@ func (b *Broker) CreateSubscription(ctx context.Context, topicName, name string,
 		} else {
 			floors[p] = l.StartOffset()
 		}
-		mb.Put(floorKey(topicName, name, p), encodeOffset(floors[p]))
+		if cfg.Kind == KindQueue {
+			mb.Put(floorKey(topicName, name, p), encodeOffset(floors[p]))
+		} else {
+			mb.Put(offsetKey(topicName, name, p), encodeOffset(floors[p]))
+		}
 	}
 	if err := b.meta.Apply(&mb, meta.Synced); err != nil {
 		return SubscriptionInfo{}, fmt.Errorf("create subscription: %w", mapStorageErr(err))
+	}
+	if cfg.Kind == KindStream {
+		s := newStreamSub(b, t, rec, floors, 0)
+		t.streams[name] = s
+		return s.info(), nil
 	}
 	q := newQueueSub(b, t, rec, floors)
 	t.subs[name] = q
@@ -201,8 +214,7 @@ func (b *Broker) DeleteSubscription(ctx context.Context, topicName, name string)
 	if err != nil {
 		return err
 	}
-	q, ok := t.subs[name]
-	if !ok {
+	if !t.hasSub(name) {
 		return fmt.Errorf("%w %q on topic %q", ErrUnknownSubscription, name, topicName)
 	}
 	var mb meta.Batch
@@ -211,8 +223,14 @@ func (b *Broker) DeleteSubscription(ctx context.Context, topicName, name string)
 	if err := b.meta.Apply(&mb, meta.Synced); err != nil {
 		return fmt.Errorf("delete subscription: %w", mapStorageErr(err))
 	}
+	if q, ok := t.subs[name]; ok {
+		q.shutdown()
+	}
+	if s, ok := t.streams[name]; ok {
+		s.shutdown()
+	}
 	delete(t.subs, name)
-	q.shutdown()
+	delete(t.streams, name)
 	return nil
 }
 
@@ -220,6 +238,13 @@ func (b *Broker) DeleteSubscription(ctx context.Context, topicName, name string)
 func (b *Broker) DescribeSubscription(topicName, name string) (SubscriptionInfo, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
+	t, err := b.topic(topicName)
+	if err != nil {
+		return SubscriptionInfo{}, err
+	}
+	if s, ok := t.streams[name]; ok {
+		return s.info(), nil
+	}
 	q, err := b.queueSub(topicName, name)
 	if err != nil {
 		return SubscriptionInfo{}, err
@@ -235,14 +260,21 @@ func (b *Broker) ListSubscriptions(topicName string) ([]SubscriptionInfo, error)
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(t.subs))
+	names := make([]string, 0, len(t.subs)+len(t.streams))
 	for n := range t.subs {
+		names = append(names, n)
+	}
+	for n := range t.streams {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	out := make([]SubscriptionInfo, 0, len(names))
 	for _, n := range names {
-		out = append(out, t.subs[n].info())
+		if s, ok := t.streams[n]; ok {
+			out = append(out, s.info())
+		} else {
+			out = append(out, t.subs[n].info())
+		}
 	}
 	return out, nil
 }
@@ -255,6 +287,9 @@ func (b *Broker) queueSub(topicName, name string) (*queueSub, error) {
 	}
 	q, ok := t.subs[name]
 	if !ok {
+		if _, isStream := t.streams[name]; isStream {
+			return nil, fmt.Errorf("%w: %q on %q is a stream subscription", ErrInvalidConfig, name, topicName)
+		}
 		return nil, fmt.Errorf("%w %q on topic %q", ErrUnknownSubscription, name, topicName)
 	}
 	return q, nil
@@ -277,6 +312,14 @@ func (b *Broker) loadSubscriptions(t *topic) error {
 		return bad
 	}
 	for _, r := range recs {
+		if r.Config.Kind == KindStream {
+			s, err := loadStreamSub(b, t, r)
+			if err != nil {
+				return fmt.Errorf("subscription %s on %s: %w", r.Name, r.Topic, err)
+			}
+			t.streams[r.Name] = s
+			continue
+		}
 		q, err := loadQueueSub(b, t, r)
 		if err != nil {
 			return fmt.Errorf("subscription %s on %s: %w", r.Name, r.Topic, err)
@@ -284,4 +327,10 @@ func (b *Broker) loadSubscriptions(t *topic) error {
 		t.subs[r.Name] = q
 	}
 	return nil
+}
+
+func (t *topic) hasSub(name string) bool {
+	_, q := t.subs[name]
+	_, s := t.streams[name]
+	return q || s
 }

@@ -125,11 +125,12 @@ func (r topicRecord) encode() []byte {
 
 // topic is an open topic.
 type topic struct {
-	rec   topicRecord
-	dir   string
-	parts []*log.Log
-	dedup *dedup
-	subs  map[string]*queueSub
+	rec     topicRecord
+	dir     string
+	parts   []*log.Log
+	dedup   *dedup
+	subs    map[string]*queueSub
+	streams map[string]*streamSub
 	// spread picks the partition of the next keyless publish call.
 	spread atomic.Uint64
 }
