@@ -34,6 +34,8 @@ func TestQueueCrashChild(t *testing.T) {
 		os.Exit(3)
 	}
 	out := bufio.NewWriter(os.Stdout)
+	fmt.Fprintln(out, "ready")
+	out.Flush()
 	for {
 		ds, err := m.Receive(context.Background(), 7)
 		if err != nil {
