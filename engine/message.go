@@ -87,15 +87,16 @@ func (m *Message) toRecord(now time.Time) record.Record {
 }
 
 // messageFromRecord converts a stored record back. Keys, values and header
-// values are copied, so the message does not alias a read buffer.
+// values alias the record's bytes: callers pass records decoded from a
+// buffer of their own (each log read returns a fresh one), never reused.
 func messageFromRecord(topic string, partition int, r record.Record) Message {
 	m := Message{
 		Topic:     topic,
 		Partition: partition,
 		Offset:    r.Offset,
 		Timestamp: time.UnixMilli(r.Timestamp),
-		Key:       clone(r.Key),
-		Value:     clone(r.Value),
+		Key:       r.Key,
+		Value:     r.Value,
 	}
 	for _, h := range r.Headers {
 		switch h.Key {
@@ -106,17 +107,10 @@ func messageFromRecord(topic string, partition int, r record.Record) Message {
 				m.DeliverAt = time.UnixMilli(ms)
 			}
 		default:
-			m.Headers = append(m.Headers, Header{Key: h.Key, Value: clone(h.Value)})
+			m.Headers = append(m.Headers, Header{Key: h.Key, Value: h.Value})
 		}
 	}
 	return m
-}
-
-func clone(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append([]byte{}, b...)
 }
 
 // validateMessage checks a message against its topic's limits.

@@ -66,12 +66,29 @@ func floorKey(topic, sub string, p int) string {
 	return stateKey(topic, sub) + strconv.Itoa(p) + "/f"
 }
 
-func ackKey(topic, sub string, p int, o int64) string {
-	return fmt.Sprintf("%s%d/a/%020d", stateKey(topic, sub), p, o)
-}
+func ackKey(topic, sub string, p int, o int64) string { return offsetStateKey(topic, sub, p, 'a', o) }
 
-func countKey(topic, sub string, p int, o int64) string {
-	return fmt.Sprintf("%s%d/c/%020d", stateKey(topic, sub), p, o)
+func countKey(topic, sub string, p int, o int64) string { return offsetStateKey(topic, sub, p, 'c', o) }
+
+// offsetStateKey builds "q/TOPIC/SUB/P/K/OFFSET" with the offset in 20
+// digits, so keys sort by offset. It is on the path of every delivery and
+// ack, hence no fmt.
+func offsetStateKey(topic, sub string, p int, kind byte, o int64) string {
+	b := make([]byte, 0, len(topic)+len(sub)+40)
+	b = append(b, "q/"...)
+	b = append(b, topic...)
+	b = append(b, '/')
+	b = append(b, sub...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(p), 10)
+	b = append(b, '/', kind, '/')
+	var digits [20]byte
+	for i := len(digits) - 1; i >= 0; i-- {
+		digits[i] = byte('0' + o%10)
+		o /= 10
+	}
+	b = append(b, digits[:]...)
+	return string(b)
 }
 
 func newQueueSub(b *Broker, t *topic, rec subRecord, floors []int64) *queueSub {

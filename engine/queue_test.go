@@ -337,3 +337,12 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestOffsetStateKey(t *testing.T) {
+	if got, want := countKey("jobs", "w", 3, 42), fmt.Sprintf("q/jobs/w/3/c/%020d", 42); got != want {
+		t.Fatalf("%q, want %q", got, want)
+	}
+	if got, want := ackKey("a.b", "s", 0, 1<<62), fmt.Sprintf("q/a.b/s/0/a/%020d", int64(1)<<62); got != want {
+		t.Fatalf("%q, want %q", got, want)
+	}
+}

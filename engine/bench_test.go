@@ -1,0 +1,193 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var benchValue = make([]byte, 128)
+
+func benchBroker(b *testing.B, fsync string) *Broker {
+	b.Helper()
+	br, err := Open(Options{Dir: b.TempDir(), DefaultFsync: fsync})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { br.Close() })
+	return br
+}
+
+// publishN publishes n 128-byte messages in batches of batch.
+func publishN(b *testing.B, br *Broker, topic string, n, batch int) {
+	b.Helper()
+	msgs := make([]Message, batch)
+	for i := range msgs {
+		msgs[i] = Message{Value: benchValue}
+	}
+	for done := 0; done < n; done += batch {
+		if _, err := br.Publish(context.Background(), topic, msgs[:min(batch, n-done)]...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkQueuePublishAck: 4 publishers (batches of 100) and 2 workers
+// (receive up to 500, ack them in one call), fsync=always, 128-byte
+// messages. One op is one message published and acknowledged.
+func BenchmarkQueuePublishAck(b *testing.B) {
+	br := benchBroker(b, "always")
+	ctx := context.Background()
+	br.CreateTopic(ctx, "q", TopicConfig{Partitions: 4})
+	br.CreateSubscription(ctx, "q", "w", SubscriptionConfig{Kind: KindQueue, MaxInFlight: 5000})
+	n := b.N
+	var acked atomic.Int64
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	per := (n + 3) / 4
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			publishN(b, br, "q", per, 100)
+		}()
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, _ := br.JoinQueue("q", "w")
+			for acked.Load() < int64(4*per) {
+				ds, err := m.Receive(cctx, 500)
+				if err != nil {
+					return
+				}
+				ids := make([]string, len(ds))
+				for i, d := range ds {
+					ids[i] = d.ID
+				}
+				if err := m.Ack(ids...); err != nil {
+					b.Error(err)
+					return
+				}
+				if acked.Add(int64(len(ds))) >= int64(4*per) {
+					cancel()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(acked.Load())/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkFanOut: subs ephemeral subscriptions each read every message of
+// a topic (published beforehand, 128 bytes each). One op is one message;
+// deliveries/s counts every subscriber's copy.
+func BenchmarkFanOut(b *testing.B) {
+	for _, subs := range []int{1, 4} {
+		b.Run(fmt.Sprintf("subscriptions=%d", subs), func(b *testing.B) {
+			br := benchBroker(b, "never")
+			ctx := context.Background()
+			br.CreateTopic(ctx, "t", TopicConfig{})
+			var es []*Ephemeral
+			for range subs {
+				e, _ := br.SubscribeEphemeral("t", EphemeralOptions{Buffer: 1 << 40})
+				es = append(es, e)
+			}
+			publishN(b, br, "t", b.N, 1000)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for _, e := range es {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for got := 0; got < b.N; {
+						ms, err := e.Receive(ctx, 10000)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						got += len(ms)
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N*subs)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// BenchmarkStreamGroup: a stream subscription of 4 members on 4 partitions
+// reads every message (published beforehand) and commits.
+func BenchmarkStreamGroup(b *testing.B) {
+	br := benchBroker(b, "never")
+	ctx := context.Background()
+	br.CreateTopic(ctx, "s", TopicConfig{Partitions: 4})
+	br.CreateSubscription(ctx, "s", "g", SubscriptionConfig{Kind: KindStream, StartAt: StartEarliest})
+	publishN(b, br, "s", b.N, 1000)
+	var members []*StreamMember
+	for range 4 {
+		m, _ := br.JoinStream("s", "g", time.Minute)
+		members = append(members, m)
+	}
+	for range 2 {
+		for _, m := range members {
+			m.Heartbeat()
+		}
+	}
+	b.ResetTimer()
+	var total atomic.Int64
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for total.Load() < int64(b.N) {
+				ms, err := m.Fetch(cctx, 10000)
+				if err != nil {
+					return // cancelled: every message was read
+				}
+				commit := map[int]int64{}
+				for _, msg := range ms {
+					commit[msg.Partition] = msg.Offset + 1
+				}
+				if err := m.Commit(commit); err != nil {
+					b.Error(err)
+					return
+				}
+				if total.Add(int64(len(ms))) >= int64(b.N) {
+					cancel()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if total.Load() < int64(b.N) {
+		b.Fatalf("read %d of %d", total.Load(), b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkReplay reads a partition from offset 0 with Read.
+func BenchmarkReplay(b *testing.B) {
+	br := benchBroker(b, "never")
+	ctx := context.Background()
+	br.CreateTopic(ctx, "r", TopicConfig{})
+	publishN(b, br, "r", b.N, 1000)
+	b.ResetTimer()
+	for off := int64(0); off < int64(b.N); {
+		res, err := br.Read(ctx, "r", 0, off, ReadOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		off = res.NextOffset
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
