@@ -69,6 +69,21 @@ func (b *Broker) Read(ctx context.Context, topicName string, partition int, offs
 		}
 		return out, err
 	}
+	// Size the result once: messages are large values, and growing the slice
+	// copies them.
+	n := 0
+	for rest := res.Data; len(rest) > 0; {
+		h, err := record.ParseHeader(rest)
+		if err != nil || h.Size() > len(rest) {
+			break
+		}
+		n += int(h.NumRecords)
+		rest = rest[h.Size():]
+	}
+	if opts.MaxMessages > 0 {
+		n = min(n, opts.MaxMessages)
+	}
+	out.Messages = make([]Message, 0, n)
 	full := errors.New("full")
 	err = record.Split(res.Data, func(h record.Header, batch []byte) error {
 		return record.Records(batch, record.Limits{}, func(r record.Record) error {
