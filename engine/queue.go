@@ -396,8 +396,14 @@ func (q *queueSub) readAhead(qp *qpart) error {
 	if qp.next >= l.VisibleOffset() {
 		return nil
 	}
-	if start := l.StartOffset(); qp.next < start {
-		qp.next = start // retention went past what was never delivered
+	if start := l.StartOffset(); qp.next < start || qp.floor < start {
+		// Retention deleted messages this subscription had not finished:
+		// they are gone, so they count as settled, or the floor would wait
+		// for them forever.
+		qp.next = max(qp.next, start)
+		if err := q.skipTo(qp, start); err != nil {
+			return err
+		}
 	}
 	res, err := l.Read(qp.next, 256<<10)
 	if err != nil {
@@ -411,6 +417,36 @@ func (q *queueSub) readAhead(qp *qpart) error {
 			return nil
 		})
 	})
+}
+
+// skipTo moves partition qp's floor up to start, forgetting what was
+// acknowledged or counted below it. Called with the locks held.
+func (q *queueSub) skipTo(qp *qpart, start int64) error {
+	if qp.floor >= start {
+		return nil
+	}
+	var mb meta.Batch
+	for o := range qp.acked {
+		if o < start {
+			delete(qp.acked, o)
+			mb.Delete(ackKey(q.rec.Topic, q.rec.Name, qp.p, o))
+		}
+	}
+	for o := range qp.counts {
+		if o < start && qp.inflight[o] == nil {
+			delete(qp.counts, o)
+			mb.Delete(countKey(q.rec.Topic, q.rec.Name, qp.p, o))
+		}
+	}
+	q.b.opts.Logger.Warn("retention deleted messages a queue subscription had not acknowledged",
+		"topic", q.rec.Topic, "subscription", q.rec.Name, "partition", qp.p, "from", qp.floor, "to", start)
+	qp.floor = start
+	qp.floorPub.Store(start)
+	mb.Put(floorKey(q.rec.Topic, q.rec.Name, qp.p), encodeOffset(start))
+	if err := q.b.meta.Apply(&mb, meta.Written); err != nil {
+		return fmt.Errorf("record skipped messages: %w", mapStorageErr(err))
+	}
+	return nil
 }
 
 // readAt reads the message at one offset.

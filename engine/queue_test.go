@@ -346,3 +346,32 @@ func TestOffsetStateKey(t *testing.T) {
 		t.Fatalf("%q, want %q", got, want)
 	}
 }
+
+func TestQueueFloorFollowsRetention(t *testing.T) {
+	clk := clock.NewFake(time.UnixMilli(1_700_000_000_000))
+	b := openBroker(t, t.TempDir(), Options{Clock: clk, DefaultFsync: "never"})
+	createTopic(t, b, "jobs", TopicConfig{SegmentBytes: 1024, Retention: Retention{MaxAge: time.Hour}})
+	b.CreateSubscription(bg, "jobs", "w", SubscriptionConfig{Kind: KindQueue})
+	for i := range 40 {
+		publish(t, b, "jobs", Message{Value: fmt.Appendf(nil, "%040d", i)})
+	}
+	clk.Advance(2 * time.Hour) // retention deletes every sealed segment
+	ti, _ := b.DescribeTopic("jobs")
+	start := ti.Partitions[0].StartOffset
+	if start == 0 {
+		t.Fatal("retention deleted nothing")
+	}
+	publish(t, b, "jobs", Message{Value: []byte("new")})
+	m, _ := b.JoinQueue("jobs", "w")
+	ds := receive(t, m, 100)
+	if len(ds) == 0 || ds[0].Message.Offset != start {
+		t.Fatalf("first delivery %+v, want offset %d", ds, start)
+	}
+	for _, d := range ds {
+		m.Ack(d.ID)
+	}
+	si, _ := b.DescribeSubscription("jobs", "w")
+	if p := si.Partitions[0]; p.AckFloor != p.EndOffset || p.Backlog != 0 {
+		t.Fatalf("floor did not follow retention: %+v", p)
+	}
+}
