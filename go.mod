@@ -3,6 +3,7 @@ module github.com/ferrymq/ferry
 go 1.26
 
 require (
+	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/google/btree v1.1.3
 	github.com/spf13/cobra v1.10.2
 	pgregory.net/rapid v1.3.0
