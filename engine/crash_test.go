@@ -85,7 +85,7 @@ func TestQueueCrash(t *testing.T) {
 	rounds := 0
 	for ; len(acked) < total && rounds < 15 && time.Now().Before(deadline); rounds++ {
 		round := rounds
-		for _, line := range runQueueChild(t, dir, time.Duration(5+rng.IntN(60))*time.Millisecond) {
+		for _, line := range runChild(t, crashChildEnv, "^TestQueueCrashChild$", dir, time.Duration(5+rng.IntN(60))*time.Millisecond) {
 			v := strings.TrimPrefix(line, "ack ")
 			if acked[v] {
 				t.Fatalf("round %d: %s acknowledged twice: delivered again after its ack", round, v)
@@ -135,12 +135,15 @@ func TestQueueCrash(t *testing.T) {
 	t.Logf("%d kills, %d acknowledgements checked", rounds, len(acked))
 }
 
-func runQueueChild(t *testing.T, dir string, d time.Duration) []string {
+// runChild runs the test named by run in a child process with env set to
+// dir, waits for its "ready", lets it work for d, kills it with SIGKILL and
+// returns its "ack" lines.
+func runChild(t *testing.T, env, run, dir string, d time.Duration) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestQueueCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run="+run, "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+dir)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -179,4 +182,115 @@ func runQueueChild(t *testing.T, dir string, d time.Duration) []string {
 	}
 	cmd.Wait()
 	return acks
+}
+
+const streamChildEnv = "FERRY_ENGINE_STREAM_CHILD_DIR"
+
+// TestStreamCrashChild consumes the stream subscription, committing after
+// every fetch, and prints each commit once Commit has returned.
+func TestStreamCrashChild(t *testing.T) {
+	dir := os.Getenv(streamChildEnv)
+	if dir == "" {
+		t.Skip("run by TestStreamCrash")
+	}
+	b, err := Open(Options{Dir: dir})
+	if err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(3)
+	}
+	m, err := b.JoinStream("events", "g", time.Minute)
+	if err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(3)
+	}
+	out := bufio.NewWriter(os.Stdout)
+	fmt.Fprintln(out, "ready")
+	out.Flush()
+	for {
+		ms, err := m.Fetch(context.Background(), 50)
+		if err != nil {
+			fmt.Printf("error %v\n", err)
+			os.Exit(3)
+		}
+		next := map[int]int64{}
+		for _, msg := range ms {
+			next[msg.Partition] = msg.Offset + 1
+		}
+		if err := m.Commit(next); err != nil {
+			fmt.Printf("error %v\n", err)
+			os.Exit(3)
+		}
+		for p, o := range next {
+			fmt.Fprintf(out, "ack %d %d\n", p, o)
+		}
+		out.Flush()
+	}
+}
+
+// TestStreamCrash kills a consuming, committing child with SIGKILL at random
+// moments; after each restart the committed offsets are at least those the
+// child reported, and a new member resumes exactly there, with no gap.
+func TestStreamCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	dir := t.TempDir()
+	b, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTopic(t, b, "events", TopicConfig{Partitions: 3})
+	if _, err := b.CreateSubscription(bg, "events", "g", SubscriptionConfig{Kind: KindStream, StartAt: StartEarliest}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3000; i += 100 {
+		var msgs []Message
+		for j := i; j < i+100; j++ {
+			msgs = append(msgs, Message{Key: []byte(fmt.Sprint(j)), Value: []byte(fmt.Sprint(j))})
+		}
+		publish(t, b, "events", msgs...)
+	}
+	b.Close()
+	reported := map[int]int64{}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 4))
+	for round := 0; round < 8; round++ {
+		lines := runChild(t, streamChildEnv, "^TestStreamCrashChild$", dir, time.Duration(5+rng.IntN(40))*time.Millisecond)
+		for _, line := range lines {
+			var p int
+			var o int64
+			if _, err := fmt.Sscanf(line, "ack %d %d", &p, &o); err == nil && o > reported[p] {
+				reported[p] = o
+			}
+		}
+		b, err := Open(Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		si, _ := b.DescribeSubscription("events", "g")
+		committed := map[int]int64{}
+		for _, p := range si.Partitions {
+			committed[p.Partition] = p.Committed
+			if p.Committed < reported[p.Partition] {
+				t.Fatalf("round %d: partition %d committed %d, child saw %d committed", round, p.Partition, p.Committed, reported[p.Partition])
+			}
+		}
+		m, _ := b.JoinStream("events", "g", time.Minute)
+		m.Heartbeat()
+		ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
+		ms, _ := m.Fetch(ctx, 10)
+		cancel()
+		first := map[int]int64{}
+		for _, msg := range ms {
+			if _, ok := first[msg.Partition]; !ok {
+				first[msg.Partition] = msg.Offset
+			}
+		}
+		for p, o := range first {
+			if o != committed[p] {
+				t.Fatalf("round %d: partition %d resumed at %d, committed %d", round, p, o, committed[p])
+			}
+		}
+		m.Leave()
+		b.Close()
+	}
 }
