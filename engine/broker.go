@@ -131,6 +131,14 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	b.closeEphemerals()
+	for _, t := range b.topics {
+		for _, q := range t.subs {
+			q.shutdown()
+		}
+		for _, s := range t.streams {
+			s.shutdown()
+		}
+	}
 	b.closeTopics()
 	return b.meta.Close()
 }
@@ -273,6 +281,9 @@ func (b *Broker) AlterTopic(ctx context.Context, name string, ch TopicChange) (T
 		return TopicInfo{}, err
 	}
 	t.parts = parts
+	for p := range parts {
+		t.setWorkFloor(p)
+	}
 	t.dedup.setWindow(cfg.DedupWindow)
 	return t.info(), nil
 }
@@ -316,6 +327,7 @@ func (b *Broker) AddPartitions(ctx context.Context, name string, n int) (TopicIn
 	for _, s := range t.streams {
 		s.mu.Lock()
 		s.syncPartitions()
+		s.afterChange(b.opts.Clock.Now())
 		s.mu.Unlock()
 	}
 	return t.info(), nil

@@ -25,6 +25,7 @@ type groupState struct {
 type groupMember struct {
 	id       string
 	lastSeen time.Time
+	timeout  time.Duration
 	joined   int64 // join order, for stable tie-breaks
 }
 
@@ -50,8 +51,11 @@ func (g *groupState) setPartitions(n int) bool {
 	return true
 }
 
-func (g *groupState) join(id string, now time.Time, seq int64) {
-	g.members[id] = &groupMember{id: id, lastSeen: now, joined: seq}
+func (g *groupState) join(id string, now time.Time, seq int64, timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = g.timeout
+	}
+	g.members[id] = &groupMember{id: id, lastSeen: now, joined: seq, timeout: timeout}
 	g.rebalance()
 }
 
@@ -91,7 +95,7 @@ func (g *groupState) heartbeat(id string, now time.Time) ([]int, bool) {
 func (g *groupState) expire(now time.Time) bool {
 	var gone []string
 	for id, m := range g.members {
-		if now.Sub(m.lastSeen) >= g.timeout {
+		if now.Sub(m.lastSeen) >= m.timeout {
 			gone = append(gone, id)
 		}
 	}
@@ -106,7 +110,7 @@ func (g *groupState) nextExpiry() (time.Time, bool) {
 	var t time.Time
 	found := false
 	for _, m := range g.members {
-		if at := m.lastSeen.Add(g.timeout); !found || at.Before(t) {
+		if at := m.lastSeen.Add(m.timeout); !found || at.Before(t) {
 			t, found = at, true
 		}
 	}

@@ -41,5 +41,8 @@ func murmur2(data []byte) int32 {
 // KeyPartition is the partition Kafka's default partitioner gives key among
 // n partitions.
 func KeyPartition(key []byte, n int) int {
+	if n <= 0 {
+		return 0
+	}
 	return int(uint32(murmur2(key))&0x7fffffff) % n
 }

@@ -72,6 +72,8 @@ func (b *Broker) publish(ctx context.Context, topicName string, partition int, m
 	byPart := make([][]pending, n)
 	keyless := -1
 	dedupOn := t.rec.Config.DedupWindow > 0
+	firstOfID := map[string]int{} // id -> index of its first message in this call
+	var repeats []int             // later messages of an id seen earlier in this call
 	for i := range msgs {
 		m := &msgs[i]
 		p := partition
@@ -87,6 +89,11 @@ func (b *Broker) publish(ctx context.Context, topicName string, partition int, m
 		}
 		pd := pending{index: i, msg: m}
 		if dedupOn && m.ID != "" {
+			if _, seen := firstOfID[m.ID]; seen {
+				repeats = append(repeats, i)
+				continue
+			}
+			firstOfID[m.ID] = i
 			e, dup := t.dedup.claim(m.ID, now)
 			if dup {
 				out[i] = Published{Partition: e.partition, Offset: e.offset, Duplicate: true}
@@ -110,6 +117,10 @@ func (b *Broker) publish(ctx context.Context, topicName string, partition int, m
 		}()
 	}
 	wg.Wait()
+	for _, i := range repeats {
+		first := out[firstOfID[msgs[i].ID]]
+		out[i] = Published{Partition: first.Partition, Offset: first.Offset, Duplicate: true}
+	}
 	for _, q := range t.subs {
 		q.notify()
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferrymq/ferry/internal/clock"
+	"github.com/ferrymq/ferry/storage/log"
 	"github.com/ferrymq/ferry/storage/meta"
 	"github.com/ferrymq/ferry/storage/record"
 )
@@ -266,7 +267,11 @@ func (q *queueSub) collect(m *QueueMember, room int, now time.Time) ([]Delivery,
 		qp := q.parts[q.rr%n]
 		d, ok, err := q.nextFor(qp, m, now)
 		if err != nil {
-			return out, err
+			if len(out) == 0 {
+				return nil, err
+			}
+			q.b.opts.Logger.Warn("queue delivery stopped early", "topic", q.rec.Topic, "subscription", q.rec.Name, "err", err)
+			break
 		}
 		if !ok {
 			q.rr++
@@ -306,12 +311,13 @@ func (q *queueSub) nextFor(qp *qpart, m *QueueMember, now time.Time) (Delivery, 
 		msg, err := q.readAt(qp.p, off)
 		if err != nil {
 			if errors.Is(err, ErrOffsetOutOfRange) {
-				continue // deleted by retention meanwhile
+				qp.dropOffset(off, now) // deleted by retention meanwhile
+				continue
 			}
 			qp.schedule(off, now.Add(time.Second))
 			return Delivery{}, false, err
 		}
-		if msg.Key != nil && !qp.keyFree(string(msg.Key), off) {
+		if q.cfg.KeyOrdering && msg.Key != nil && !qp.keyFree(string(msg.Key), off) {
 			qp.blocked[string(msg.Key)] = insertSorted(qp.blocked[string(msg.Key)], off)
 			continue
 		}
@@ -333,7 +339,7 @@ func (q *queueSub) nextFor(qp *qpart, m *QueueMember, now time.Time) (Delivery, 
 			qp.schedule(msg.Offset, msg.DeliverAt)
 			continue
 		}
-		if msg.Key != nil && !qp.keyFree(string(msg.Key), msg.Offset) {
+		if q.cfg.KeyOrdering && msg.Key != nil && !qp.keyFree(string(msg.Key), msg.Offset) {
 			qp.blocked[string(msg.Key)] = insertSorted(qp.blocked[string(msg.Key)], msg.Offset)
 			continue
 		}
@@ -346,9 +352,9 @@ func (q *queueSub) deliver(qp *qpart, msg Message, m *QueueMember, now time.Time
 	count := qp.counts[msg.Offset] + 1
 	qp.counts[msg.Offset] = count
 	in := &inflight{offset: msg.Offset, member: m, deadline: now.Add(q.cfg.AckDeadline), count: count}
-	if msg.Key != nil {
+	if q.cfg.KeyOrdering && msg.Key != nil {
 		in.key, in.keyed = string(msg.Key), true
-		qp.keys[in.key] = msg.Offset
+		qp.hold(in.key, msg.Offset)
 	}
 	qp.inflight[msg.Offset] = in
 	m.inflight++
@@ -438,6 +444,11 @@ func (q *queueSub) skipTo(qp *qpart, start int64) error {
 			mb.Delete(countKey(q.rec.Topic, q.rec.Name, qp.p, o))
 		}
 	}
+	for o := range qp.offKey {
+		if o < start && qp.inflight[o] == nil {
+			qp.dropOffset(o, q.b.opts.Clock.Now())
+		}
+	}
 	q.b.opts.Logger.Warn("retention deleted messages a queue subscription had not acknowledged",
 		"topic", q.rec.Topic, "subscription", q.rec.Name, "partition", qp.p, "from", qp.floor, "to", start)
 	qp.floor = start
@@ -453,8 +464,11 @@ func (q *queueSub) skipTo(qp *qpart, start int64) error {
 func (q *queueSub) readAt(p int, offset int64) (Message, error) {
 	l := q.t.parts[p]
 	res, err := l.Read(offset, 1)
-	if err != nil {
+	if errors.Is(err, log.ErrOffsetOutOfRange) {
 		return Message{}, fmt.Errorf("%w: %s/%d offset %d: %w", ErrOffsetOutOfRange, q.rec.Topic, p, offset, err)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("read %s/%d offset %d: %w", q.rec.Topic, p, offset, err)
 	}
 	var msg Message
 	found := false

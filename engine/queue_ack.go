@@ -273,56 +273,99 @@ const (
 )
 
 // sendDead publishes dead letters to the dead-letter topic (created on
-// demand), then settles them. Called with no lock held. A message whose
-// publish fails is delivered again later.
+// demand, with room for the source's largest message and the headers), then
+// settles them. Called with no lock held. A message whose publish fails for
+// a passing reason is delivered again later; one the dead-letter topic can
+// never take is logged and settled.
 func (q *queueSub) sendDead(dead []deadLetter) {
 	if len(dead) == 0 {
 		return
 	}
 	ctx := context.Background()
 	dlq := q.cfg.DeadLetterTopic
-	if _, err := q.b.CreateTopic(ctx, dlq, TopicConfig{}); err != nil && !errors.Is(err, ErrTopicExists) {
+	cfg := TopicConfig{MaxMessageBytes: q.t.rec.Config.MaxMessageBytes + deadLetterOverhead}
+	if _, err := q.b.CreateTopic(ctx, dlq, cfg); err != nil && !errors.Is(err, ErrTopicExists) {
 		q.b.opts.Logger.Error("cannot create dead-letter topic", "topic", dlq, "err", err)
 		q.undead(dead)
 		return
 	}
-	msgs := make([]Message, 0, len(dead))
-	var keep []deadLetter
-	q.b.mu.RLock()
-	q.mu.Lock()
+	var done, retry []deadLetter
 	for _, d := range dead {
-		msg, err := q.readAt(d.partition, d.offset)
-		if err != nil {
-			continue // gone by retention: nothing to move
+		msg, ok, err := q.deadMessage(d)
+		switch {
+		case err != nil:
+			retry = append(retry, d)
+			continue
+		case !ok:
+			done = append(done, d) // gone by retention, or the subscription was deleted
+			continue
 		}
-		out := Message{
-			Key: msg.Key, Value: msg.Value, Timestamp: msg.Timestamp, Headers: msg.Headers,
-			ID: fmt.Sprintf("%s/%s/%d/%d", q.rec.Topic, q.rec.Name, d.partition, d.offset),
+		if _, err := q.b.Publish(ctx, dlq, msg); err != nil {
+			if errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrInvalidMessage) || errors.Is(err, ErrUnknownTopic) {
+				q.b.opts.Logger.Error("dead letter refused by its topic; dropped", "topic", q.rec.Topic, "partition", d.partition, "offset", d.offset, "dead_letter_topic", dlq, "err", err)
+				done = append(done, d)
+				continue
+			}
+			q.b.opts.Logger.Error("cannot publish dead letter", "topic", dlq, "err", err)
+			retry = append(retry, d)
+			continue
 		}
-		out.Headers = append(append([]Header(nil), msg.Headers...),
-			Header{Key: HeaderDeadTopic, Value: []byte(q.rec.Topic)},
-			Header{Key: HeaderDeadPartition, Value: []byte(strconv.Itoa(d.partition))},
-			Header{Key: HeaderDeadOffset, Value: []byte(strconv.FormatInt(d.offset, 10))},
-			Header{Key: HeaderDeadSubscription, Value: []byte(q.rec.Name)},
-			Header{Key: HeaderDeadReason, Value: []byte(d.reason)},
-			Header{Key: HeaderDeadDeliveries, Value: []byte(strconv.Itoa(d.count))},
-		)
-		msgs = append(msgs, out)
-		keep = append(keep, d)
+		done = append(done, d)
 	}
-	q.mu.Unlock()
-	q.b.mu.RUnlock()
-	if len(msgs) > 0 {
-		if _, err := q.b.Publish(ctx, dlq, msgs...); err != nil {
-			q.b.opts.Logger.Error("cannot publish dead letters", "topic", dlq, "err", err)
-			q.undead(dead)
-			return
-		}
+	q.undead(retry)
+	q.settleDead(done)
+}
+
+// deadLetterOverhead is room for the dead-letter headers and id.
+const deadLetterOverhead = 4096
+
+// deadMessage builds the dead-letter copy of d. ok is false when there is
+// nothing to move (deleted by retention; subscription deleted).
+func (q *queueSub) deadMessage(d deadLetter) (Message, bool, error) {
+	q.b.mu.RLock()
+	defer q.b.mu.RUnlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed.Load() || q.b.closed {
+		return Message{}, false, nil
+	}
+	msg, err := q.readAt(d.partition, d.offset)
+	if errors.Is(err, ErrOffsetOutOfRange) {
+		return Message{}, false, nil
+	}
+	if err != nil {
+		return Message{}, false, err
+	}
+	out := Message{
+		Key: msg.Key, Value: msg.Value, Timestamp: msg.Timestamp,
+		// The id makes a retried move store the dead letter once; the
+		// subscription's creation time keeps a recreated subscription's
+		// dead letters apart.
+		ID: fmt.Sprintf("%s/%s/%d/%d/%d", q.rec.Topic, q.rec.Name, q.rec.Created.UnixNano(), d.partition, d.offset),
+	}
+	out.Headers = append(append([]Header(nil), msg.Headers...),
+		Header{Key: HeaderDeadTopic, Value: []byte(q.rec.Topic)},
+		Header{Key: HeaderDeadPartition, Value: []byte(strconv.Itoa(d.partition))},
+		Header{Key: HeaderDeadOffset, Value: []byte(strconv.FormatInt(d.offset, 10))},
+		Header{Key: HeaderDeadSubscription, Value: []byte(q.rec.Name)},
+		Header{Key: HeaderDeadReason, Value: []byte(d.reason)},
+		Header{Key: HeaderDeadDeliveries, Value: []byte(strconv.Itoa(d.count))},
+	)
+	return out, true, nil
+}
+
+// settleDead marks moved dead letters done.
+func (q *queueSub) settleDead(dead []deadLetter) {
+	if len(dead) == 0 {
+		return
 	}
 	q.b.mu.RLock()
 	defer q.b.mu.RUnlock()
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.closed.Load() || q.b.closed {
+		return // deleted meanwhile: its state is gone and must stay gone
+	}
 	var list []settled
 	for _, d := range dead {
 		qp := q.parts[d.partition]
@@ -339,10 +382,16 @@ func (q *queueSub) sendDead(dead []deadLetter) {
 
 // undead returns dead letters whose move failed to delivery.
 func (q *queueSub) undead(dead []deadLetter) {
+	if len(dead) == 0 {
+		return
+	}
 	q.b.mu.RLock()
 	defer q.b.mu.RUnlock()
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.closed.Load() || q.b.closed {
+		return
+	}
 	now := q.b.opts.Clock.Now()
 	for _, d := range dead {
 		qp := q.parts[d.partition]

@@ -26,6 +26,7 @@ type qpart struct {
 	// keys maps a key to the offset that holds it (in flight, or waiting to
 	// be redelivered); blocked lists, in log order, offsets of a held key.
 	keys    map[string]int64
+	offKey  map[int64]string // the key each holding offset holds
 	blocked map[string][]int64
 	buf     []Message // messages read ahead from next
 }
@@ -34,7 +35,7 @@ func newQPart(p int, floor int64) *qpart {
 	qp := &qpart{
 		p: p, floor: floor, next: floor,
 		acked: map[int64]struct{}{}, counts: map[int64]int{}, inflight: map[int64]*inflight{},
-		queued: map[int64]bool{}, keys: map[string]int64{}, blocked: map[string][]int64{},
+		queued: map[int64]bool{}, keys: map[string]int64{}, offKey: map[int64]string{}, blocked: map[string][]int64{},
 	}
 	qp.floorPub.Store(floor)
 	return qp
@@ -89,7 +90,11 @@ func (qp *qpart) popReady(now time.Time) (int64, bool) {
 	for qp.ready.Len() > 0 && !qp.ready[0].at.After(now) {
 		it := heap.Pop(&qp.ready).(readyItem)
 		delete(qp.queued, it.offset)
-		if _, done := qp.acked[it.offset]; done || it.offset < qp.floor || qp.inflight[it.offset] != nil {
+		if qp.inflight[it.offset] != nil {
+			continue
+		}
+		if _, done := qp.acked[it.offset]; done || it.offset < qp.floor {
+			qp.dropOffset(it.offset, now)
 			continue
 		}
 		return it.offset, true
@@ -103,6 +108,20 @@ func (qp *qpart) keyFree(key string, offset int64) bool {
 	return !held || holder == offset
 }
 
+// hold records that offset holds key.
+func (qp *qpart) hold(key string, offset int64) {
+	qp.keys[key] = offset
+	qp.offKey[offset] = key
+}
+
+// dropOffset forgets an offset that will never be delivered (settled, or
+// deleted by retention): a key it held passes to the next offset waiting.
+func (qp *qpart) dropOffset(offset int64, now time.Time) {
+	if key, ok := qp.offKey[offset]; ok {
+		qp.releaseKey(key, offset, now)
+	}
+}
+
 // releaseKey frees a key held by offset and makes the next blocked offset of
 // that key ready.
 func (qp *qpart) releaseKey(key string, offset int64, now time.Time) {
@@ -110,6 +129,7 @@ func (qp *qpart) releaseKey(key string, offset int64, now time.Time) {
 		return
 	}
 	delete(qp.keys, key)
+	delete(qp.offKey, offset)
 	if list := qp.blocked[key]; len(list) > 0 {
 		next := list[0]
 		if len(list) == 1 {
@@ -117,7 +137,7 @@ func (qp *qpart) releaseKey(key string, offset int64, now time.Time) {
 		} else {
 			qp.blocked[key] = list[1:]
 		}
-		qp.keys[key] = next
+		qp.hold(key, next)
 		qp.schedule(next, now)
 	}
 }

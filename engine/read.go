@@ -41,6 +41,24 @@ func (b *Broker) Read(ctx context.Context, topicName string, partition int, offs
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 1 << 20
 	}
+	for attempt := 0; ; attempt++ {
+		res, err := b.read(ctx, topicName, partition, offset, opts)
+		// AlterTopic reopens a topic's logs: a read that met the closed log
+		// tries once more on the new one.
+		if errors.Is(err, errLogClosed) && attempt == 0 {
+			continue
+		}
+		if errors.Is(err, errLogClosed) {
+			err = ErrClosed
+		}
+		return res, err
+	}
+}
+
+// errLogClosed marks a read that met a closed partition log.
+var errLogClosed = errors.New("partition log closed")
+
+func (b *Broker) read(ctx context.Context, topicName string, partition int, offset int64, opts ReadOptions) (ReadResult, error) {
 	l, err := b.partitionLog(topicName, partition)
 	if err != nil {
 		return ReadResult{}, err
@@ -51,7 +69,7 @@ func (b *Broker) Read(ctx context.Context, topicName string, partition int, offs
 		cancel()
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			if errors.Is(err, log.ErrClosed) {
-				return ReadResult{}, ErrClosed
+				return ReadResult{}, errLogClosed
 			}
 			if ctx.Err() != nil {
 				return ReadResult{}, ctx.Err()
@@ -65,7 +83,7 @@ func (b *Broker) Read(ctx context.Context, topicName string, partition int, offs
 			return out, fmt.Errorf("%w: %s/%d offset %d, stored %d..%d", ErrOffsetOutOfRange, topicName, partition, offset, res.StartOffset, res.HighWatermark)
 		}
 		if errors.Is(err, log.ErrClosed) {
-			return out, ErrClosed
+			return out, errLogClosed
 		}
 		return out, err
 	}

@@ -28,6 +28,7 @@ type streamSub struct {
 	mu        sync.Mutex
 	group     *groupState
 	committed []atomic.Int64 // per partition
+	savedGen  int64          // generation last written to the metadata store
 	members   map[string]*StreamMember
 	seq       int64
 	timer     clock.Timer
@@ -57,6 +58,7 @@ func newStreamSub(b *Broker, t *topic, rec subRecord, offsets []int64, generatio
 	for p, o := range offsets {
 		s.committed[p].Store(o)
 	}
+	s.savedGen = generation
 	return s
 }
 
@@ -106,10 +108,15 @@ func (s *streamSub) syncPartitions() {
 // afterChange persists the generation and re-arms the session timer.
 // Called with the locks held.
 func (s *streamSub) afterChange(now time.Time) {
-	var mb meta.Batch
-	mb.Put(generationKey(s.rec.Topic, s.rec.Name), encodeOffset(s.group.generation))
-	if err := s.b.meta.Apply(&mb, meta.Written); err != nil {
-		s.b.opts.Logger.Warn("cannot record group generation", "topic", s.rec.Topic, "subscription", s.rec.Name, "err", err)
+	rebalanced := s.group.generation != s.savedGen
+	if rebalanced {
+		var mb meta.Batch
+		mb.Put(generationKey(s.rec.Topic, s.rec.Name), encodeOffset(s.group.generation))
+		if err := s.b.meta.Apply(&mb, meta.Written); err != nil {
+			s.b.opts.Logger.Warn("cannot record group generation", "topic", s.rec.Topic, "subscription", s.rec.Name, "err", err)
+		} else {
+			s.savedGen = s.group.generation
+		}
 	}
 	if s.changed != nil {
 		close(s.changed)
@@ -122,8 +129,10 @@ func (s *streamSub) afterChange(now time.Time) {
 	if at, ok := s.group.nextExpiry(); ok {
 		s.timer = s.b.opts.Clock.AfterFunc(max(at.Sub(now), 0), s.onTimer)
 	}
-	for _, h := range s.b.hooks.rebalance {
-		h.OnRebalance(s.rec.Topic, s.rec.Name, s.group.generation, len(s.group.members))
+	if rebalanced {
+		for _, h := range s.b.hooks.rebalance {
+			h.OnRebalance(s.rec.Topic, s.rec.Name, s.group.generation, len(s.group.members))
+		}
 	}
 }
 
@@ -168,6 +177,10 @@ func (s *streamSub) shutdown() {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	for _, m := range s.members {
 		m.closed = true
 	}
@@ -185,13 +198,13 @@ func (b *Broker) JoinStream(topicName, sub string, sessionTimeout time.Duration)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.syncPartitions()
-	if sessionTimeout > 0 {
-		s.group.timeout = sessionTimeout
+	if sessionTimeout <= 0 {
+		sessionTimeout = DefaultSessionTimeout
 	}
 	s.seq++
 	m := &StreamMember{s: s, id: fmt.Sprintf("m%d-%d", s.group.generation, s.seq), position: map[int]int64{}}
 	now := b.opts.Clock.Now()
-	s.group.join(m.id, now, s.seq)
+	s.group.join(m.id, now, s.seq, sessionTimeout)
 	s.members[m.id] = m
 	s.afterChange(now)
 	return m, nil
@@ -349,8 +362,8 @@ func (m *StreamMember) Commit(offsets map[int]int64) error {
 		if p < 0 || p >= len(s.group.owner) || s.group.owner[p] != m.id {
 			return fmt.Errorf("%w: member %s does not own partition %d", ErrNotOwner, m.id, p)
 		}
-		if o < 0 {
-			return fmt.Errorf("%w: offset %d", ErrInvalidConfig, o)
+		if end := s.t.parts[p].VisibleOffset(); o < 0 || o > end {
+			return fmt.Errorf("%w: offset %d of partition %d outside 0..%d", ErrInvalidConfig, o, p, end)
 		}
 		mb.Put(offsetKey(s.rec.Topic, s.rec.Name, p), encodeOffset(o))
 	}

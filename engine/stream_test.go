@@ -188,7 +188,7 @@ func TestStreamGroupProperties(t *testing.T) {
 			"join": func(rt *rapid.T) {
 				seq++
 				id := fmt.Sprintf("m%d", seq)
-				g.join(id, now, seq)
+				g.join(id, now, seq, 0)
 				alive = append(alive, id)
 				check()
 			},

@@ -231,6 +231,9 @@ func (b *Broker) DeleteSubscription(ctx context.Context, topicName, name string)
 	}
 	delete(t.subs, name)
 	delete(t.streams, name)
+	for p := range t.parts {
+		t.setWorkFloor(p)
+	}
 	return nil
 }
 
