@@ -66,19 +66,9 @@ func Open(opts Options) (*Broker, error) {
 // loadTopics opens every topic in the catalogue and removes topic folders the
 // catalogue no longer names (a delete interrupted by a crash).
 func (b *Broker) loadTopics() error {
-	var recs []topicRecord
-	var bad error
-	b.meta.Scan(topicPrefix, func(key string, value []byte) bool {
-		var r topicRecord
-		if err := json.Unmarshal(value, &r); err != nil {
-			bad = fmt.Errorf("catalogue entry %s: %w", key, err)
-			return false
-		}
-		recs = append(recs, r)
-		return true
-	})
-	if bad != nil {
-		return bad
+	recs, err := scanCatalogue[topicRecord](b.meta, topicPrefix)
+	if err != nil {
+		return err
 	}
 	keep := map[string]bool{}
 	for _, r := range recs {
@@ -114,6 +104,39 @@ func (b *Broker) loadTopics() error {
 		}
 	}
 	return nil
+}
+
+// scanCatalogue decodes the JSON catalogue entries under prefix.
+func scanCatalogue[T any](m *meta.Store, prefix string) ([]T, error) {
+	var recs []T
+	var bad error
+	m.Scan(prefix, func(key string, value []byte) bool {
+		var r T
+		if err := json.Unmarshal(value, &r); err != nil {
+			bad = fmt.Errorf("catalogue entry %s: %w", key, err)
+			return false
+		}
+		recs = append(recs, r)
+		return true
+	})
+	return recs, bad
+}
+
+// waitFor calls poll until it returns something or an error, waiting on the
+// channel poll returns (closed when there may be more) or until ctx ends.
+// It is the shape of every blocking receive in the engine.
+func waitFor[T any](ctx context.Context, poll func() ([]T, <-chan struct{}, error)) ([]T, error) {
+	for {
+		out, ch, err := poll()
+		if err != nil || len(out) > 0 {
+			return out, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // Close stops the broker: it waits for publishes in progress, then syncs

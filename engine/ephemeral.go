@@ -99,17 +99,7 @@ func (e *Ephemeral) Receive(ctx context.Context, max int) ([]Message, error) {
 	if max < 1 {
 		max = 1
 	}
-	for {
-		out, ch, err := e.poll(max)
-		if err != nil || len(out) > 0 {
-			return out, err
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+	return waitFor(ctx, func() ([]Message, <-chan struct{}, error) { return e.poll(max) })
 }
 
 func (e *Ephemeral) poll(limit int) ([]Message, <-chan struct{}, error) {

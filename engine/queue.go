@@ -210,17 +210,7 @@ func (m *QueueMember) lock() (unlock func(), err error) {
 // or ctx ends. A member holds at most MaxInFlight unacknowledged deliveries;
 // at that limit Receive waits for an ack.
 func (m *QueueMember) Receive(ctx context.Context, max int) ([]Delivery, error) {
-	for {
-		out, ch, err := m.poll(max)
-		if err != nil || len(out) > 0 {
-			return out, err
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+	return waitFor(ctx, func() ([]Delivery, <-chan struct{}, error) { return m.poll(max) })
 }
 
 // Poll is Receive without waiting: it returns what is deliverable now,

@@ -291,17 +291,7 @@ func (m *StreamMember) Fetch(ctx context.Context, max int) ([]Message, error) {
 	if max < 1 {
 		max = 1
 	}
-	for {
-		out, ch, err := m.fetch(max)
-		if err != nil || len(out) > 0 {
-			return out, err
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+	return waitFor(ctx, func() ([]Message, <-chan struct{}, error) { return m.fetch(max) })
 }
 
 func (m *StreamMember) fetch(limit int) ([]Message, <-chan struct{}, error) {

@@ -300,19 +300,9 @@ func (b *Broker) queueSub(topicName, name string) (*queueSub, error) {
 
 // loadSubscriptions opens a topic's subscriptions from the catalogue.
 func (b *Broker) loadSubscriptions(t *topic) error {
-	var recs []subRecord
-	var bad error
-	b.meta.Scan(subPrefix(t.rec.Name), func(key string, value []byte) bool {
-		var r subRecord
-		if err := json.Unmarshal(value, &r); err != nil {
-			bad = fmt.Errorf("catalogue entry %s: %w", key, err)
-			return false
-		}
-		recs = append(recs, r)
-		return true
-	})
-	if bad != nil {
-		return bad
+	recs, err := scanCatalogue[subRecord](b.meta, subPrefix(t.rec.Name))
+	if err != nil {
+		return err
 	}
 	for _, r := range recs {
 		if r.Config.Kind == KindStream {
