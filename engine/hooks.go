@@ -21,11 +21,26 @@ type RebalanceHook interface {
 	OnRebalance(topic, subscription string, generation int64, members int)
 }
 
+// DeliverHook is told of queue deliveries: how many, and how many of them
+// were redeliveries (a count above 1).
+type DeliverHook interface {
+	OnDeliver(topic, subscription string, deliveries, redeliveries int)
+}
+
+// AckHook is told of acknowledged and negatively acknowledged queue
+// deliveries.
+type AckHook interface {
+	OnAck(topic, subscription string, acked int)
+	OnNack(topic, subscription string, nacked int)
+}
+
 // hooks holds the hooks by event, found once at Open.
 type hooks struct {
 	publish    []PublishHook
 	deadLetter []DeadLetterHook
 	rebalance  []RebalanceHook
+	deliver    []DeliverHook
+	ack        []AckHook
 }
 
 func newHooks(hs []Hook) hooks {
@@ -39,6 +54,12 @@ func newHooks(hs []Hook) hooks {
 		}
 		if r, ok := x.(RebalanceHook); ok {
 			h.rebalance = append(h.rebalance, r)
+		}
+		if d, ok := x.(DeliverHook); ok {
+			h.deliver = append(h.deliver, d)
+		}
+		if a, ok := x.(AckHook); ok {
+			h.ack = append(h.ack, a)
 		}
 	}
 	return h

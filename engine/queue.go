@@ -287,6 +287,17 @@ func (q *queueSub) collect(m *QueueMember, room int, now time.Time) ([]Delivery,
 		}
 		return nil, fmt.Errorf("record deliveries: %w", mapStorageErr(err))
 	}
+	if len(q.b.hooks.deliver) > 0 {
+		again := 0
+		for _, d := range out {
+			if d.Count > 1 {
+				again++
+			}
+		}
+		for _, h := range q.b.hooks.deliver {
+			h.OnDeliver(q.rec.Topic, q.rec.Name, len(out), again)
+		}
+	}
 	return out, nil
 }
 

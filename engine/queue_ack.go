@@ -57,6 +57,10 @@ func (m *QueueMember) Ack(ids ...string) error {
 	if len(offs) > 0 {
 		if err := q.settle(offs); err != nil {
 			errs = append(errs, err)
+		} else {
+			for _, h := range q.b.hooks.ack {
+				h.OnAck(q.rec.Topic, q.rec.Name, len(offs))
+			}
 		}
 		q.wake()
 	}
@@ -120,6 +124,9 @@ func (m *QueueMember) Nack(id string, delay time.Duration) error {
 	delete(qp.inflight, in.offset)
 	m.inflight--
 	dead := q.failed(qp, in, now.Add(max(delay, 0)), "nacked")
+	for _, h := range q.b.hooks.ack {
+		h.OnNack(q.rec.Topic, q.rec.Name, 1)
+	}
 	q.wake()
 	q.reschedule(now)
 	unlock()

@@ -1,0 +1,64 @@
+package engine
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrymq/ferry/internal/clock"
+)
+
+// countingHook records every event it is told of.
+type countingHook struct {
+	mu                                                     sync.Mutex
+	published, delivered, redelivered, acked, nacked, dead int
+	rebalances                                             int
+}
+
+func (h *countingHook) OnPublish(topic string, partition, messages, bytes int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.published += messages
+}
+func (h *countingHook) OnDeliver(topic, sub string, n, again int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.delivered += n
+	h.redelivered += again
+}
+func (h *countingHook) OnAck(topic, sub string, n int)  { h.mu.Lock(); h.acked += n; h.mu.Unlock() }
+func (h *countingHook) OnNack(topic, sub string, n int) { h.mu.Lock(); h.nacked += n; h.mu.Unlock() }
+func (h *countingHook) OnDeadLetter(topic, sub string, n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.dead += n
+}
+func (h *countingHook) OnRebalance(topic, sub string, gen int64, members int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.rebalances++
+}
+
+func TestHooksSeeEvents(t *testing.T) {
+	h := &countingHook{}
+	clk := clock.NewFake(time.UnixMilli(1_700_000_000_000))
+	b := openBroker(t, t.TempDir(), Options{Clock: clk, Hooks: []Hook{h}, DefaultFsync: "never"})
+	createTopic(t, b, "jobs", TopicConfig{})
+	b.CreateSubscription(bg, "jobs", "w", SubscriptionConfig{Kind: KindQueue, MaxDeliveries: 2})
+	b.CreateSubscription(bg, "jobs", "s", SubscriptionConfig{Kind: KindStream})
+	publish(t, b, "jobs", Message{Value: []byte("a")}, Message{Value: []byte("b")})
+	m, _ := b.JoinQueue("jobs", "w")
+	ds, _ := m.Poll(10)
+	m.Ack(ds[0].ID)
+	m.Nack(ds[1].ID, 0)
+	ds, _ = m.Poll(10)
+	m.Nack(ds[0].ID, 0) // second failure: dead letter
+	sm, _ := b.JoinStream("jobs", "s", 0)
+	sm.Leave()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// The dead letter's publish to the dead-letter topic counts as a publish.
+	if h.published != 3 || h.delivered != 3 || h.redelivered != 1 || h.acked != 1 || h.nacked != 2 || h.dead != 1 || h.rebalances != 2 {
+		t.Fatalf("hooks saw %+v", h)
+	}
+}
