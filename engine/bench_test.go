@@ -35,20 +35,28 @@ func publishN(b *testing.B, br *Broker, topic string, n, batch int) {
 	}
 }
 
-// BenchmarkQueuePublishAck: 4 publishers (batches of 100) and 2 workers
+// BenchmarkQueuePublishAck: publishers (batches of 100) and 2 workers
 // (receive up to 500, ack them in one call), fsync=always, 128-byte
 // messages. One op is one message published and acknowledged.
 func BenchmarkQueuePublishAck(b *testing.B) {
+	for _, c := range []struct{ publishers, partitions int }{{4, 4}, {16, 1}, {16, 4}} {
+		b.Run(fmt.Sprintf("publishers=%d/partitions=%d", c.publishers, c.partitions), func(b *testing.B) {
+			benchQueue(b, c.publishers, c.partitions)
+		})
+	}
+}
+
+func benchQueue(b *testing.B, publishers, partitions int) {
 	br := benchBroker(b, "always")
 	ctx := context.Background()
-	br.CreateTopic(ctx, "q", TopicConfig{Partitions: 4})
+	br.CreateTopic(ctx, "q", TopicConfig{Partitions: partitions})
 	br.CreateSubscription(ctx, "q", "w", SubscriptionConfig{Kind: KindQueue, MaxInFlight: 5000})
-	n := b.N
+	per := (b.N + publishers - 1) / publishers
+	total := int64(per * publishers)
 	var acked atomic.Int64
 	b.ResetTimer()
 	var wg sync.WaitGroup
-	per := (n + 3) / 4
-	for range 4 {
+	for range publishers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -62,7 +70,7 @@ func BenchmarkQueuePublishAck(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			m, _ := br.JoinQueue("q", "w")
-			for acked.Load() < int64(4*per) {
+			for acked.Load() < total {
 				ds, err := m.Receive(cctx, 500)
 				if err != nil {
 					return
@@ -75,7 +83,7 @@ func BenchmarkQueuePublishAck(b *testing.B) {
 					b.Error(err)
 					return
 				}
-				if acked.Add(int64(len(ds))) >= int64(4*per) {
+				if acked.Add(int64(len(ds))) >= total {
 					cancel()
 				}
 			}

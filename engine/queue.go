@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +70,12 @@ func floorKey(topic, sub string, p int) string {
 
 func ackKey(topic, sub string, p int, o int64) string { return offsetStateKey(topic, sub, p, 'a', o) }
 
+func skipKey(topic, sub string, p int, o int64) string { return offsetStateKey(topic, sub, p, 's', o) }
+
+func cursorKey(topic, sub string, p int) string {
+	return stateKey(topic, sub) + strconv.Itoa(p) + "/d"
+}
+
 func countKey(topic, sub string, p int, o int64) string { return offsetStateKey(topic, sub, p, 'c', o) }
 
 // offsetStateKey builds "q/TOPIC/SUB/P/K/OFFSET" with the offset in 20
@@ -113,6 +120,15 @@ func loadQueueSub(b *Broker, t *topic, rec subRecord) (*queueSub, error) {
 		}
 	}
 	q := newQueueSub(b, t, rec, floors)
+	for p, qp := range q.parts {
+		if v, ok := b.meta.Get(cursorKey(rec.Topic, rec.Name, p)); ok {
+			c, err := decodeOffset(v)
+			if err != nil {
+				return nil, err
+			}
+			qp.loadedCursor, qp.savedNext = c, c
+		}
+	}
 	prefix := stateKey(rec.Topic, rec.Name)
 	var bad error
 	b.meta.Scan(prefix, func(key string, value []byte) bool {
@@ -136,6 +152,8 @@ func loadQueueSub(b *Broker, t *topic, rec subRecord) (*queueSub, error) {
 			if len(value) == 4 {
 				qp.counts[o] = int(int32(uint32(value[0])<<24 | uint32(value[1])<<16 | uint32(value[2])<<8 | uint32(value[3])))
 			}
+		case "s":
+			qp.skipped[o] = true
 		}
 		return true
 	})
@@ -268,24 +286,51 @@ func (q *queueSub) collect(m *QueueMember, room int, now time.Time) ([]Delivery,
 			tries++
 			continue
 		}
-		c := uint32(d.Count)
-		mb.Put(countKey(q.rec.Topic, q.rec.Name, qp.p, d.Message.Offset), []byte{byte(c >> 24), byte(c >> 16), byte(c >> 8), byte(c)})
+		if d.Count >= 2 {
+			c := uint32(d.Count)
+			mb.Put(countKey(q.rec.Topic, q.rec.Name, qp.p, d.Message.Offset), []byte{byte(c >> 24), byte(c >> 16), byte(c >> 8), byte(c)})
+		}
 		out = append(out, d)
 	}
 	if len(out) == 0 {
 		return nil, nil
 	}
+	// The cursor and the skipped set go to disk with the deliveries: a first
+	// delivery is recorded by the cursor passing it.
+	for _, qp := range q.parts {
+		for _, o := range qp.newSkips {
+			mb.Put(skipKey(q.rec.Topic, q.rec.Name, qp.p, o), nil)
+		}
+		for _, o := range qp.unskips {
+			mb.Delete(skipKey(q.rec.Topic, q.rec.Name, qp.p, o))
+		}
+		if qp.next > qp.savedNext {
+			mb.Put(cursorKey(q.rec.Topic, q.rec.Name, qp.p), encodeOffset(qp.next))
+		}
+	}
 	if err := q.b.meta.Apply(&mb, meta.Written); err != nil {
 		// Not recorded: take them back; they are delivered later.
 		for _, d := range out {
 			qp := q.parts[d.Message.Partition]
-			in := qp.inflight[d.Message.Offset]
-			delete(qp.inflight, d.Message.Offset)
+			o := d.Message.Offset
+			in := qp.inflight[o]
+			delete(qp.inflight, o)
 			m.inflight--
-			qp.counts[d.Message.Offset] = in.count - 1
-			qp.schedule(d.Message.Offset, now)
+			qp.counts[o] = in.count - 1
+			if slices.Contains(qp.unskips, o) || o >= qp.savedNext {
+				qp.skipped[o] = true // not delivered after all
+				qp.newSkips = append(qp.newSkips, o)
+			}
+			qp.schedule(o, now)
+		}
+		for _, qp := range q.parts {
+			qp.unskips = qp.unskips[:0]
 		}
 		return nil, fmt.Errorf("record deliveries: %w", mapStorageErr(err))
+	}
+	for _, qp := range q.parts {
+		qp.newSkips, qp.unskips = qp.newSkips[:0], qp.unskips[:0]
+		qp.savedNext = max(qp.savedNext, qp.next)
 	}
 	if len(q.b.hooks.deliver) > 0 {
 		again := 0
@@ -337,10 +382,12 @@ func (q *queueSub) nextFor(qp *qpart, m *QueueMember, now time.Time) (Delivery, 
 			continue
 		}
 		if msg.DeliverAt.After(now) {
+			qp.skip(msg.Offset)
 			qp.schedule(msg.Offset, msg.DeliverAt)
 			continue
 		}
 		if q.cfg.KeyOrdering && msg.Key != nil && !qp.keyFree(string(msg.Key), msg.Offset) {
+			qp.skip(msg.Offset)
 			qp.blocked[string(msg.Key)] = insertSorted(qp.blocked[string(msg.Key)], msg.Offset)
 			continue
 		}
@@ -350,8 +397,17 @@ func (q *queueSub) nextFor(qp *qpart, m *QueueMember, now time.Time) (Delivery, 
 
 // deliver hands msg to m.
 func (q *queueSub) deliver(qp *qpart, msg Message, m *QueueMember, now time.Time) Delivery {
-	count := qp.counts[msg.Offset] + 1
-	qp.counts[msg.Offset] = count
+	o := msg.Offset
+	base := qp.counts[o]
+	if base == 0 && o < qp.loadedCursor && !qp.skipped[o] {
+		base = 1 // delivered once before the restart
+	}
+	if qp.skipped[o] {
+		delete(qp.skipped, o)
+		qp.unskips = append(qp.unskips, o)
+	}
+	count := base + 1
+	qp.counts[o] = count
 	in := &inflight{offset: msg.Offset, member: m, deadline: now.Add(q.cfg.AckDeadline), count: count}
 	if q.cfg.KeyOrdering && msg.Key != nil {
 		in.key, in.keyed = string(msg.Key), true
@@ -448,6 +504,12 @@ func (q *queueSub) skipTo(qp *qpart, start int64) error {
 	for o := range qp.offKey {
 		if o < start && qp.inflight[o] == nil {
 			qp.dropOffset(o, q.b.opts.Clock.Now())
+		}
+	}
+	for o := range qp.skipped {
+		if o < start {
+			delete(qp.skipped, o)
+			mb.Delete(skipKey(q.rec.Topic, q.rec.Name, qp.p, o))
 		}
 	}
 	q.b.opts.Logger.Warn("retention deleted messages a queue subscription had not acknowledged",

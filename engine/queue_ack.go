@@ -78,8 +78,10 @@ func (q *queueSub) settle(list []settled) error {
 	var mb meta.Batch
 	moved := map[*qpart]bool{}
 	for _, s := range list {
+		if s.qp.counts[s.offset] >= 2 {
+			mb.Delete(countKey(q.rec.Topic, q.rec.Name, s.qp.p, s.offset))
+		}
 		passed, mv := s.qp.ack(s.offset)
-		mb.Delete(countKey(q.rec.Topic, q.rec.Name, s.qp.p, s.offset))
 		if s.offset >= s.qp.floor {
 			mb.Put(ackKey(q.rec.Topic, q.rec.Name, s.qp.p, s.offset), nil)
 		}

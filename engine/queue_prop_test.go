@@ -120,7 +120,11 @@ func TestQueueProperties(t *testing.T) {
 					v := fmt.Sprintf("m%d", len(published))
 					published = append(published, v)
 					key := []byte(fmt.Sprintf("k%d", rapid.IntRange(0, 2).Draw(rt, "key")))
-					msgs = append(msgs, Message{Key: key, Value: []byte(v)})
+					msg := Message{Key: key, Value: []byte(v)}
+					if rapid.IntRange(0, 3).Draw(rt, "delayed") == 0 {
+						msg.DeliverAt = clk.Now().Add(time.Duration(rapid.IntRange(1, 15).Draw(rt, "delay")) * time.Second)
+					}
+					msgs = append(msgs, msg)
 				}
 				if _, err := b.Publish(bg, "jobs", msgs...); err != nil {
 					rt.Fatal(err)
@@ -194,6 +198,7 @@ func TestQueueProperties(t *testing.T) {
 			delete(inFlight, v)
 			acked[v] = true
 		}
+		clk.Advance(time.Minute) // every delayed message is due
 		for range 1000 {
 			before := len(acked)
 			receive(0)

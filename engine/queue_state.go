@@ -9,10 +9,14 @@ import (
 // qpart is a queue subscription's state on one partition.
 //
 // Offsets below floor are acknowledged; acked holds those acknowledged above
-// it. counts holds how often each unacknowledged offset was delivered (kept
-// on disk, so max_deliveries holds across restarts). next is the next offset
-// to read from the log; after a restart it starts again at floor, so
-// everything not acknowledged is delivered again.
+// it. counts holds how often each unacknowledged offset was delivered. next
+// is the next offset to read from the log: every offset below it was
+// delivered at least once, except those in skipped (held back by DeliverAt
+// or key ordering). On disk (see docs/engine.md) the dispatch cursor (next)
+// and the skipped set say which offsets were delivered once, and only counts
+// of 2 and more are stored one by one: a first delivery costs no write of
+// its own. After a restart next starts again at floor, so everything not
+// acknowledged is delivered again, its count continued.
 type qpart struct {
 	p        int
 	floor    int64
@@ -20,9 +24,15 @@ type qpart struct {
 	next     int64
 	acked    map[int64]struct{}
 	counts   map[int64]int
-	inflight map[int64]*inflight
-	ready    readyHeap
-	queued   map[int64]bool // in ready
+	skipped  map[int64]bool
+	// newSkips and unskips are changes to skipped not yet on disk; savedNext
+	// is the cursor on disk; below loadedCursor (the cursor at Open) an
+	// offset with no count and not skipped was delivered once.
+	newSkips, unskips       []int64
+	savedNext, loadedCursor int64
+	inflight                map[int64]*inflight
+	ready                   readyHeap
+	queued                  map[int64]bool // in ready
 	// keys maps a key to the offset that holds it (in flight, or waiting to
 	// be redelivered); blocked lists, in log order, offsets of a held key.
 	keys    map[string]int64
@@ -34,7 +44,7 @@ type qpart struct {
 func newQPart(p int, floor int64) *qpart {
 	qp := &qpart{
 		p: p, floor: floor, next: floor,
-		acked: map[int64]struct{}{}, counts: map[int64]int{}, inflight: map[int64]*inflight{},
+		acked: map[int64]struct{}{}, counts: map[int64]int{}, inflight: map[int64]*inflight{}, skipped: map[int64]bool{},
 		queued: map[int64]bool{}, keys: map[string]int64{}, offKey: map[int64]string{}, blocked: map[string][]int64{},
 	}
 	qp.floorPub.Store(floor)
@@ -106,6 +116,21 @@ func (qp *qpart) popReady(now time.Time) (int64, bool) {
 func (qp *qpart) keyFree(key string, offset int64) bool {
 	holder, held := qp.keys[key]
 	return !held || holder == offset
+}
+
+// skip records that the cursor passed offset without delivering it. An
+// offset delivered before (now, or before a restart) is no skip: it keeps
+// its count.
+func (qp *qpart) skip(offset int64) {
+	if qp.skipped[offset] || qp.counts[offset] > 0 {
+		return
+	}
+	if offset < qp.loadedCursor {
+		qp.counts[offset] = 1 // delivered once before the restart
+		return
+	}
+	qp.skipped[offset] = true
+	qp.newSkips = append(qp.newSkips, offset)
 }
 
 // hold records that offset holds key.
