@@ -268,7 +268,7 @@ func (m *QueueMember) poll(max int) ([]Delivery, <-chan struct{}, error) {
 // collect takes up to room deliveries for m and records their delivery
 // counts before handing them out. Called with the locks held.
 func (q *queueSub) collect(m *QueueMember, room int, now time.Time) ([]Delivery, error) {
-	var out []Delivery
+	out := make([]Delivery, 0, room)
 	var mb meta.Batch
 	n := len(q.parts)
 	for tries := 0; len(out) < room && tries < n; {
@@ -418,21 +418,30 @@ func (q *queueSub) deliver(qp *qpart, msg Message, m *QueueMember, now time.Time
 	return Delivery{ID: deliveryID(qp.p, msg.Offset, count), Message: msg, Count: count, Deadline: in.deadline}
 }
 
+// deliveryID is "PARTITION-OFFSET-COUNT", built with one allocation: it is
+// made for every delivery.
 func deliveryID(p int, offset int64, count int) string {
-	return strconv.Itoa(p) + "-" + strconv.FormatInt(offset, 10) + "-" + strconv.Itoa(count)
+	var b [64]byte
+	s := strconv.AppendInt(b[:0], int64(p), 10)
+	s = append(s, '-')
+	s = strconv.AppendInt(s, offset, 10)
+	s = append(s, '-')
+	s = strconv.AppendInt(s, int64(count), 10)
+	return string(s)
 }
 
 func parseDeliveryID(id string) (p int, offset int64, count int, err error) {
-	f := strings.Split(id, "-")
-	if len(f) == 3 {
-		p, err = strconv.Atoi(f[0])
+	ps, rest, ok1 := strings.Cut(id, "-")
+	os, cs, ok2 := strings.Cut(rest, "-")
+	if ok1 && ok2 {
+		p, err = strconv.Atoi(ps)
 		if err == nil {
-			offset, err = strconv.ParseInt(f[1], 10, 64)
+			offset, err = strconv.ParseInt(os, 10, 64)
 		}
 		if err == nil {
-			count, err = strconv.Atoi(f[2])
+			count, err = strconv.Atoi(cs)
 		}
-		if err == nil {
+		if err == nil && p >= 0 && offset >= 0 && count > 0 {
 			return p, offset, count, nil
 		}
 	}
@@ -472,6 +481,7 @@ func (q *queueSub) readAhead(qp *qpart) error {
 	if err != nil {
 		return fmt.Errorf("read %s/%d at %d: %w", q.rec.Topic, qp.p, qp.next, err)
 	}
+	qp.buf = make([]Message, 0, countRecords(res.Data))
 	return record.Split(res.Data, func(h record.Header, batch []byte) error {
 		return record.Records(batch, record.Limits{}, func(r record.Record) error {
 			if r.Offset >= qp.next {

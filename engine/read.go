@@ -89,15 +89,7 @@ func (b *Broker) read(ctx context.Context, topicName string, partition int, offs
 	}
 	// Size the result once: messages are large values, and growing the slice
 	// copies them.
-	n := 0
-	for rest := res.Data; len(rest) > 0; {
-		h, err := record.ParseHeader(rest)
-		if err != nil || h.Size() > len(rest) {
-			break
-		}
-		n += int(h.NumRecords)
-		rest = rest[h.Size():]
-	}
+	n := countRecords(res.Data)
 	if opts.MaxMessages > 0 {
 		n = min(n, opts.MaxMessages)
 	}
@@ -123,6 +115,20 @@ func (b *Broker) read(ctx context.Context, topicName string, partition int, offs
 		out.NextOffset = res.NextOffset
 	}
 	return out, nil
+}
+
+// countRecords sums the record counts of the batch headers in data.
+func countRecords(data []byte) int {
+	n := 0
+	for len(data) > 0 {
+		h, err := record.ParseHeader(data)
+		if err != nil || h.Size() > len(data) {
+			break
+		}
+		n += int(h.NumRecords)
+		data = data[h.Size():]
+	}
+	return n
 }
 
 // OffsetForTime returns the first offset of a partition whose message is at
