@@ -152,10 +152,11 @@ func (e *Ephemeral) poll(limit int) ([]Message, <-chan struct{}, error) {
 		if cur[s.p] >= l.VisibleOffset() {
 			continue
 		}
-		res, err := l.Read(cur[s.p], 256<<10)
+		res, err := l.Read(cur[s.p], 1<<20)
 		if err != nil {
 			return out, nil, fmt.Errorf("read %s/%d: %w", s.topic, s.p, err)
 		}
+		out = slices.Grow(out, min(countRecords(res.Data), limit-len(out)))
 		from := cur[s.p]
 		err = record.Split(res.Data, func(h record.Header, batch []byte) error {
 			return record.Records(batch, record.Limits{}, func(r record.Record) error {

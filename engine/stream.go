@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -315,10 +316,11 @@ func (m *StreamMember) fetch(limit int) ([]Message, <-chan struct{}, error) {
 			m.position[p] = pos
 			continue
 		}
-		res, err := l.Read(pos, 256<<10)
+		res, err := l.Read(pos, 1<<20)
 		if err != nil {
 			return out, nil, fmt.Errorf("read %s/%d at %d: %w", s.rec.Topic, p, pos, err)
 		}
+		out = slices.Grow(out, min(countRecords(res.Data), limit-len(out)))
 		err = record.Split(res.Data, func(h record.Header, batch []byte) error {
 			return record.Records(batch, record.Limits{}, func(r record.Record) error {
 				if r.Offset >= pos && len(out) < limit {
