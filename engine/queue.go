@@ -268,7 +268,7 @@ func (m *QueueMember) poll(max int) ([]Delivery, <-chan struct{}, error) {
 // collect takes up to room deliveries for m and records their delivery
 // counts before handing them out. Called with the locks held.
 func (q *queueSub) collect(m *QueueMember, room int, now time.Time) ([]Delivery, error) {
-	out := make([]Delivery, 0, room)
+	out := make([]Delivery, 0, min(room, 64))
 	var mb meta.Batch
 	n := len(q.parts)
 	for tries := 0; len(out) < room && tries < n; {
