@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferrymq/ferry/internal/crashtest"
 )
 
 const crashChildEnv = "FERRY_ENGINE_CRASH_CHILD_DIR"
@@ -135,52 +135,18 @@ func TestQueueCrash(t *testing.T) {
 	t.Logf("%d kills, %d acknowledgements checked", rounds, len(acked))
 }
 
-// runChild runs the test named by run in a child process with env set to
-// dir, waits for its "ready", lets it work for d, kills it with SIGKILL and
-// returns its "ack" lines.
+// runChild runs the child test named by run with env set to dir, waits for
+// its "ready", lets it work for d, kills it with SIGKILL and returns its
+// "ack" lines.
 func runChild(t *testing.T, env, run, dir string, d time.Duration) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run="+run, "-test.count=1")
-	cmd.Env = append(os.Environ(), env+"="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 1024)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
+	child := crashtest.Child{Run: run, Env: []string{env + "=" + dir}}
 	var acks []string
-	take := func(line string) {
-		if strings.HasPrefix(line, "error") {
-			t.Errorf("child: %s", line)
-		}
+	for _, line := range child.RunAndKill(t, func(line string) bool { return line == "ready" }, d) {
 		if strings.HasPrefix(line, "ack ") {
 			acks = append(acks, line)
 		}
 	}
-	select {
-	case line, ok := <-lines:
-		if ok {
-			take(line)
-		}
-	case <-ctx.Done():
-	}
-	time.Sleep(d)
-	cmd.Process.Signal(syscall.SIGKILL)
-	for line := range lines {
-		take(line)
-	}
-	cmd.Wait()
 	return acks
 }
 

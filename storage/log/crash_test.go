@@ -2,19 +2,17 @@ package log
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ferrymq/ferry/internal/crashtest"
 	"github.com/ferrymq/ferry/storage/record"
 )
 
@@ -145,34 +143,13 @@ func TestCrashSafety(t *testing.T) {
 // acknowledgement, kills it with SIGKILL and returns what it acknowledged.
 func runCrashChild(t *testing.T, dir string, d time.Duration) []ack {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 1024)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
+	child := crashtest.Child{Run: "^TestCrashChild$", Env: []string{crashChildEnv + "=" + dir}}
+	isAck := func(line string) bool { return strings.HasPrefix(line, "ack ") }
 	var acks []ack
-	parse := func(line string) {
-		if strings.HasPrefix(line, "error") {
-			t.Errorf("child: %s", line)
-			return
-		}
+	for _, line := range child.RunAndKill(t, isAck, d) {
 		f := strings.Fields(line)
 		if len(f) != 5 || f[0] != "ack" {
-			return
+			continue
 		}
 		var a ack
 		a.base, _ = strconv.ParseInt(f[1], 10, 64)
@@ -181,19 +158,5 @@ func runCrashChild(t *testing.T, dir string, d time.Duration) []ack {
 		a.sq, _ = strconv.Atoi(f[4])
 		acks = append(acks, a)
 	}
-	// Wait for the first acknowledgement, so every round appends something.
-	select {
-	case line, ok := <-lines:
-		if ok {
-			parse(line)
-		}
-	case <-ctx.Done():
-	}
-	time.Sleep(d)
-	cmd.Process.Signal(syscall.SIGKILL)
-	for line := range lines {
-		parse(line)
-	}
-	cmd.Wait()
 	return acks
 }

@@ -1,19 +1,17 @@
 package meta
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ferrymq/ferry/internal/crashtest"
 	"github.com/ferrymq/ferry/storage/log"
 	"github.com/ferrymq/ferry/storage/record"
 )
@@ -106,70 +104,17 @@ func TestKill9(t *testing.T) {
 // the last batch number it confirmed.
 func crashOnce(t *testing.T, dir string, start int, runFor time.Duration) int {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashStartEnv+"="+strconv.Itoa(start))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	defer func() {
-		if !killed {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
-
-	var last atomic.Int64
-	last.Store(int64(start - 1))
-	first := make(chan struct{})
-	eof := make(chan struct{})
-	go func() {
-		defer close(eof)
-		sc := bufio.NewScanner(stdout)
-		seen := false
-		for sc.Scan() {
-			n, ok := strings.CutPrefix(sc.Text(), "ok ")
-			if !ok {
-				continue
-			}
-			i, err := strconv.Atoi(n)
-			if err != nil {
-				continue
-			}
-			last.Store(int64(i))
-			if !seen {
-				seen = true
-				close(first)
+	child := crashtest.Child{Run: "^TestCrashChild$", Env: []string{crashDirEnv + "=" + dir, crashStartEnv + "=" + strconv.Itoa(start)}}
+	last := start - 1
+	confirmed := func(line string) bool { return strings.HasPrefix(line, "ok ") }
+	for _, line := range child.RunAndKill(t, confirmed, runFor) {
+		if n, ok := strings.CutPrefix(line, "ok "); ok {
+			if i, err := strconv.Atoi(n); err == nil {
+				last = i
 			}
 		}
-	}()
-	select {
-	case <-first:
-	case <-eof:
-		cmd.Wait()
-		killed = true
-		t.Fatalf("child exited before confirming a batch: %s", stderr.String())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("child confirmed nothing in 10s: %s", stderr.String())
 	}
-	select {
-	case <-time.After(runFor): // the random moment of the kill, not a wait for anything
-	case <-eof:
-		t.Fatalf("child exited early: %s", stderr.String())
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-eof // every line written before the kill is read
-	cmd.Wait()
-	killed = true
-	return int(last.Load())
+	return last
 }
 
 // checkAfterCrash reopens the store and checks that every confirmed batch
