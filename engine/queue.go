@@ -213,10 +213,11 @@ func (q *queueSub) shutdown() {
 // lock takes the broker's lock (shared) and the subscription's.
 func (m *QueueMember) lock() (unlock func(), err error) {
 	q := m.s
-	q.b.mu.RLock()
-	q.mu.Lock()
-	unlock = func() { q.mu.Unlock(); q.b.mu.RUnlock() }
-	if m.closed || q.closed.Load() || q.b.closed {
+	unlock, ok := q.lockOpen()
+	if !ok {
+		return nil, ErrMemberClosed
+	}
+	if m.closed {
 		unlock()
 		return nil, ErrMemberClosed
 	}

@@ -252,22 +252,16 @@ func (q *queueSub) reschedule(now time.Time) {
 }
 
 func (q *queueSub) onTimer() {
-	if q.closed.Load() {
+	unlock, ok := q.lockOpen()
+	if !ok {
 		return
 	}
-	q.b.mu.RLock()
-	if q.b.closed {
-		q.b.mu.RUnlock()
-		return
-	}
-	q.mu.Lock()
 	now := q.b.opts.Clock.Now()
 	q.timer = nil
 	dead := q.expire(now)
 	q.wake()
 	q.reschedule(now)
-	q.mu.Unlock()
-	q.b.mu.RUnlock()
+	unlock()
 	q.sendDead(dead)
 }
 
@@ -331,13 +325,11 @@ const deadLetterOverhead = 4096
 // deadMessage builds the dead-letter copy of d. ok is false when there is
 // nothing to move (deleted by retention; subscription deleted).
 func (q *queueSub) deadMessage(d deadLetter) (Message, bool, error) {
-	q.b.mu.RLock()
-	defer q.b.mu.RUnlock()
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed.Load() || q.b.closed {
+	unlock, open := q.lockOpen()
+	if !open {
 		return Message{}, false, nil
 	}
+	defer unlock()
 	msg, err := q.readAt(d.partition, d.offset)
 	if errors.Is(err, ErrOffsetOutOfRange) {
 		return Message{}, false, nil
@@ -363,18 +355,29 @@ func (q *queueSub) deadMessage(d deadLetter) (Message, bool, error) {
 	return out, true, nil
 }
 
+// lockOpen takes the broker's lock (shared) and the subscription's, unless
+// the subscription or the broker is closed: then it takes neither.
+func (q *queueSub) lockOpen() (unlock func(), ok bool) {
+	q.b.mu.RLock()
+	q.mu.Lock()
+	if q.closed.Load() || q.b.closed {
+		q.mu.Unlock()
+		q.b.mu.RUnlock()
+		return nil, false
+	}
+	return func() { q.mu.Unlock(); q.b.mu.RUnlock() }, true
+}
+
 // settleDead marks moved dead letters done.
 func (q *queueSub) settleDead(dead []deadLetter) {
 	if len(dead) == 0 {
 		return
 	}
-	q.b.mu.RLock()
-	defer q.b.mu.RUnlock()
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed.Load() || q.b.closed {
+	unlock, ok := q.lockOpen()
+	if !ok {
 		return // deleted meanwhile: its state is gone and must stay gone
 	}
+	defer unlock()
 	var list []settled
 	for _, d := range dead {
 		qp := q.parts[d.partition]
@@ -394,13 +397,11 @@ func (q *queueSub) undead(dead []deadLetter) {
 	if len(dead) == 0 {
 		return
 	}
-	q.b.mu.RLock()
-	defer q.b.mu.RUnlock()
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed.Load() || q.b.closed {
+	unlock, ok := q.lockOpen()
+	if !ok {
 		return
 	}
+	defer unlock()
 	now := q.b.opts.Clock.Now()
 	for _, d := range dead {
 		qp := q.parts[d.partition]
