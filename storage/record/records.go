@@ -269,7 +269,7 @@ func (d *decoder) varint() int64 {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(d.buf)
+	v, n := uvarintZigzag(d.buf)
 	if n <= 0 {
 		d.setErr("bad varint")
 		return 0
