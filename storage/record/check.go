@@ -7,12 +7,16 @@ import (
 
 // CheckDense walks the records of an uncompressed batch without decoding
 // them into values: every length must fit, each record must be fully used,
-// record i must have offset delta i, and no record may exceed the limit. It
+// record i must have offset delta i (and the last delta is the count minus
+// one), and no record may exceed the limit. It
 // is the cheap check the log runs on every append.
 func CheckDense(batch []byte, lim Limits) error {
 	h, buf, err := uncompressedBody(batch)
 	if err != nil {
 		return err
+	}
+	if h.NumRecords > 0 && h.LastOffsetDelta != h.NumRecords-1 {
+		return fmt.Errorf("%w: %d records spanning %d offsets", ErrCorrupt, h.NumRecords, h.LastOffsetDelta+1)
 	}
 	for i := range int64(h.NumRecords) {
 		length, n := uvarintZigzag(buf)

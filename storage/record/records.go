@@ -208,6 +208,9 @@ func Records(batch []byte, lim Limits, fn func(Record) error) error {
 		}
 		for j := int64(0); j < nh && rd.err == nil; j++ {
 			k := rd.bytes()
+			if k == nil && rd.err == nil {
+				rd.setErr("null header key")
+			}
 			r.Headers = append(r.Headers, RecordHeader{Key: string(k), Value: rd.bytes()})
 		}
 		if rd.err != nil {
