@@ -349,3 +349,23 @@ func TestRetentionByAge(t *testing.T) {
 		t.Fatalf("after an hour: %+v", ti.Partitions[0])
 	}
 }
+
+func TestReadReuse(t *testing.T) {
+	b := openBroker(t, t.TempDir(), Options{DefaultFsync: "never"})
+	createTopic(t, b, "t", TopicConfig{})
+	for i := range 20 {
+		publish(t, b, "t", Message{Value: []byte(fmt.Sprint(i))})
+	}
+	first, err := b.Read(bg, "t", 0, 0, ReadOptions{MaxMessages: 10})
+	if err != nil || len(first.Messages) != 10 {
+		t.Fatalf("%+v %v", first, err)
+	}
+	buf := first.Messages
+	second, err := b.Read(bg, "t", 0, first.NextOffset, ReadOptions{Reuse: buf})
+	if err != nil || len(second.Messages) != 10 || string(second.Messages[0].Value) != "10" {
+		t.Fatalf("%+v %v", second, err)
+	}
+	if &second.Messages[0] != &buf[:1][0] {
+		t.Fatal("the reused slice's storage was not used")
+	}
+}

@@ -20,6 +20,10 @@ type ReadOptions struct {
 	// Wait is how long to wait for a message when there is none at the
 	// offset yet (the long poll); 0 returns at once.
 	Wait time.Duration
+	// Reuse, when set, is a slice whose storage the result's Messages may
+	// use (a previous result's Messages, once done with): a replay loop then
+	// allocates no result slice per call, which spares the garbage collector.
+	Reuse []Message
 }
 
 // ReadResult is what Read returns.
@@ -93,7 +97,12 @@ func (b *Broker) read(ctx context.Context, topicName string, partition int, offs
 	if opts.MaxMessages > 0 {
 		n = min(n, opts.MaxMessages)
 	}
-	out.Messages = make([]Message, 0, n)
+	if cap(opts.Reuse) >= n {
+		clear(opts.Reuse[:cap(opts.Reuse)]) // drop references to old buffers
+		out.Messages = opts.Reuse[:0]
+	} else {
+		out.Messages = make([]Message, 0, n)
+	}
 	full := errors.New("full")
 	err = record.Split(res.Data, func(h record.Header, batch []byte) error {
 		return record.Records(batch, record.Limits{}, func(r record.Record) error {
