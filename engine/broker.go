@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +36,8 @@ type Broker struct {
 	ephMu      sync.RWMutex
 	ephemerals map[*Ephemeral]struct{}
 
+	lock io.Closer // the data folder's LOCK file
+
 	retention clock.Timer
 	retMu     sync.Mutex // serialises retention runs and their rescheduling
 }
@@ -49,14 +52,21 @@ func Open(opts Options) (*Broker, error) {
 	if err := opts.FS.MkdirAll(filepath.Join(opts.Dir, "topics"), 0o755); err != nil {
 		return nil, fmt.Errorf("open data folder: %w", err)
 	}
+	// One broker per data folder: a second one would interleave writes.
+	lock, err := opts.FS.Lock(filepath.Join(opts.Dir, "LOCK"))
+	if err != nil {
+		return nil, fmt.Errorf("open data folder %s: %w", opts.Dir, err)
+	}
 	m, err := meta.Open(filepath.Join(opts.Dir, "meta"), meta.Options{FS: opts.FS, Logger: opts.Logger})
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
-	b := &Broker{opts: opts, hooks: newHooks(opts.Hooks), meta: m, topics: map[string]*topic{}, ephemerals: map[*Ephemeral]struct{}{}}
+	b := &Broker{opts: opts, hooks: newHooks(opts.Hooks), meta: m, topics: map[string]*topic{}, ephemerals: map[*Ephemeral]struct{}{}, lock: lock}
 	if err := b.loadTopics(); err != nil {
 		b.closeTopics()
 		m.Close()
+		lock.Close()
 		return nil, err
 	}
 	b.scheduleRetention()
@@ -163,7 +173,9 @@ func (b *Broker) Close() error {
 		}
 	}
 	b.closeTopics()
-	return b.meta.Close()
+	err := b.meta.Close()
+	b.lock.Close()
+	return err
 }
 
 func (b *Broker) closeTopics() {

@@ -369,3 +369,17 @@ func TestReadReuse(t *testing.T) {
 		t.Fatal("the reused slice's storage was not used")
 	}
 }
+
+func TestOneBrokerPerDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	b := openBroker(t, dir, Options{})
+	if _, err := Open(Options{Dir: dir}); !errors.Is(err, vfs.ErrLocked) {
+		t.Fatalf("second broker on the folder: %v", err)
+	}
+	b.Close()
+	b2, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("reopen after close: %v", err)
+	}
+	b2.Close()
+}

@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -151,6 +152,14 @@ func (f *Faulty) ReadDir(dir string) ([]os.DirEntry, error) { return f.FS.ReadDi
 
 // Stat implements FS.
 func (f *Faulty) Stat(name string) (os.FileInfo, error) { return f.FS.Stat(name) }
+
+// Lock implements FS.
+func (f *Faulty) Lock(name string) (io.Closer, error) {
+	if _, err := f.check(OpOpen, name); err != nil {
+		return nil, err
+	}
+	return f.FS.Lock(name)
+}
 
 // SyncDir implements FS.
 func (f *Faulty) SyncDir(dir string) error {

@@ -7,9 +7,12 @@
 package vfs
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // File is an open file. Implementations must allow ReadAt concurrently with
@@ -52,7 +55,14 @@ type FS interface {
 	// SyncDir fsyncs a directory so that file creations, renames and removals
 	// in it are durable.
 	SyncDir(dir string) error
+	// Lock takes an exclusive lock on the file name (created if missing),
+	// held until the returned Closer is closed or the process ends. It fails
+	// at once with ErrLocked when another holder has it.
+	Lock(name string) (io.Closer, error)
 }
+
+// ErrLocked is returned by Lock when the lock is held elsewhere.
+var ErrLocked = errors.New("locked by another process")
 
 // Default is the operating system's file system.
 var Default FS = osFS{}
@@ -73,6 +83,21 @@ func (osFS) Rename(oldname, newname string) error        { return os.Rename(oldn
 func (osFS) MkdirAll(dir string, perm os.FileMode) error { return os.MkdirAll(dir, perm) }
 func (osFS) ReadDir(dir string) ([]os.DirEntry, error)   { return os.ReadDir(dir) }
 func (osFS) Stat(name string) (os.FileInfo, error)       { return os.Stat(name) }
+
+func (osFS) Lock(name string) (io.Closer, error) {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", name, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	return f, nil
+}
 
 func (osFS) SyncDir(dir string) error {
 	d, err := os.Open(filepath.Clean(dir))

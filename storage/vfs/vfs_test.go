@@ -76,3 +76,20 @@ func TestFaultyRules(t *testing.T) {
 		t.Fatalf("open missing: %v", err)
 	}
 }
+
+func TestLock(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "LOCK")
+	l, err := Default.Lock(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Default.Lock(name); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second lock: %v", err)
+	}
+	l.Close()
+	l2, err := Default.Lock(name)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	l2.Close()
+}

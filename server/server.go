@@ -1,0 +1,114 @@
+// Package server is Ferry's composition root: it opens the engine on the
+// configured data folder and serves it on the network. Today that is the
+// HTTP listener with /healthz and /readyz; the native API and the protocol
+// front doors attach here.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrymq/ferry/engine"
+)
+
+// Server is a running Ferry broker.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	broker *engine.Broker
+	http   *http.Server
+	ln     net.Listener
+	done   chan error
+	ready  atomic.Bool
+}
+
+// Start opens the engine (recovering the data folder) and starts listening.
+func Start(cfg Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	started := time.Now()
+	b, err := engine.Open(engine.Options{Dir: cfg.DataDir, Logger: logger, DefaultFsync: cfg.Fsync})
+	if err != nil {
+		return nil, fmt.Errorf("open data folder %s: %w", cfg.DataDir, err)
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	s := &Server{cfg: cfg, log: logger, broker: b, ln: ln, done: make(chan error, 1)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	// HTTP/1.1 and unencrypted HTTP/2 on one port, so gRPC clients and
+	// curl both reach it.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	s.http = &http.Server{
+		Handler:           mux,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	go func() { s.done <- s.http.Serve(ln) }()
+	s.ready.Store(true)
+	logger.Info("ferry started", "http", "http://"+s.Addr(), "data_dir", cfg.DataDir,
+		"fsync", cfg.Fsync, "startup", time.Since(started).Round(time.Millisecond))
+	return s, nil
+}
+
+// Addr is the address the HTTP listener is bound to.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Broker is the engine the server serves.
+func (s *Server) Broker() *engine.Broker { return s.broker }
+
+// Shutdown stops the server gracefully: it stops accepting, lets requests in
+// progress finish (until ctx ends), then flushes and closes the engine.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	s.log.Info("shutting down")
+	var errs []error
+	if err := s.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http: %w", err))
+	}
+	if err := <-s.done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, err)
+	}
+	if err := s.broker.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("engine: %w", err))
+	}
+	if len(errs) == 0 {
+		s.log.Info("stopped")
+	}
+	return errors.Join(errs...)
+}
+
+// healthz answers while the process is alive.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// readyz answers 200 once storage is open and recovered and the server
+// accepts work, 503 while it shuts down.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !s.ready.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "shutting down")
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
