@@ -86,9 +86,9 @@ func newRootCmd() *cobra.Command {
 	})
 	root.SetFlagErrorFunc(usageError)
 
-	// One constructor per subcommand, each in its own file. Add new ones here:
-	// newLogCmd from log.go goes next.
+	// One constructor per subcommand, each in its own file.
 	root.AddCommand(
+		newServeCmd(),
 		newVersionCmd(),
 		newLogCmd(),
 	)
