@@ -85,13 +85,6 @@ func loadStreamSub(b *Broker, t *topic, rec subRecord) (*streamSub, error) {
 	return newStreamSub(b, t, rec, offsets, gen), nil
 }
 
-// Generation is the group's rebalance count; it survives restarts.
-func (s *streamSub) generation() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.group.generation
-}
-
 // sync follows partitions added to the topic. Called with the locks held.
 func (s *streamSub) syncPartitions() {
 	n := len(s.t.parts)

@@ -3,6 +3,7 @@ package log
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -162,7 +163,7 @@ func (l *Log) recoverTail(seg *segment) error {
 }
 
 func (l *Log) removeOrphan(name string) {
-	if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, errNotExist) {
+	if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		l.opts.Logger.Warn("cannot remove orphan file", "dir", l.dir, "file", name, "err", err)
 		return
 	}

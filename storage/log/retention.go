@@ -2,11 +2,8 @@ package log
 
 import (
 	"fmt"
-	"os"
 	"time"
 )
-
-var errNotExist = os.ErrNotExist
 
 // SetDeleteFloor tells the log that every offset below offset may be deleted
 // (a work queue whose subscriptions all acknowledged them). The floor only

@@ -257,7 +257,6 @@ func (s *segment) scan(interval int64) scanResult {
 				break
 			}
 		}
-		stop := false
 		err = record.Split(buf, func(h record.Header, b []byte) error {
 			if h.BaseOffset != s.next {
 				return fmt.Errorf("%w: batch at %d has offset %d, want %d", record.ErrCorrupt, pos, h.BaseOffset, s.next)
@@ -272,9 +271,6 @@ func (s *segment) scan(interval int64) scanResult {
 		})
 		if err != nil && !errors.Is(err, record.ErrShort) {
 			res.err = err
-			stop = true
-		}
-		if stop {
 			break
 		}
 		buf = buf[:0]
