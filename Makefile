@@ -16,9 +16,17 @@ COUNT     ?= 1
 # the commit to the build information that `ferry version` reads.
 VERSION   ?= $(shell git describe --tags --dirty 2>/dev/null || echo dev)
 
-.PHONY: all test vet fmt-check build fuzz bench clean
+.PHONY: all test vet fmt-check generate generate-check build fuzz bench clean
 
-all: fmt-check vet build test
+all: fmt-check generate-check vet build test
+
+# The native API's Go code, from api/ferry/v1/*.proto (scripts/genproto.sh).
+generate:
+	$(GO) generate ./api/...
+
+# Fails when the committed generated code differs from what generate writes.
+generate-check:
+	bash scripts/genproto.sh --check
 
 test:
 	bash scripts/test.sh $(ARGS)
