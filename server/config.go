@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,18 @@ type Config struct {
 	Fsync string `toml:"fsync"`
 	// ShutdownTimeout bounds a graceful shutdown; 30s by default.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// MaxRequestBytes bounds one native API request (a publish batch);
+	// 8 MiB by default.
+	MaxRequestBytes int `toml:"max_request_bytes"`
+	// MaxStreams bounds the native API's streams open at once (consumers
+	// and publish streams); 1024 by default.
+	MaxStreams int `toml:"max_streams"`
+	// MaxCredit bounds a consumer's credit, the messages sent ahead of its
+	// processing; 10000 by default.
+	MaxCredit int `toml:"max_credit"`
+	// SendTimeout is how long a stream may wait on a client that does not
+	// read before it ends the stream; 30s by default.
+	SendTimeout Duration `toml:"send_timeout"`
 }
 
 // Duration is a time.Duration written as text ("30s") in the config file.
@@ -53,6 +66,10 @@ func Defaults() Config {
 		LogLevel:        "info",
 		Fsync:           "always",
 		ShutdownTimeout: Duration{30 * time.Second},
+		MaxRequestBytes: 8 << 20,
+		MaxStreams:      1024,
+		MaxCredit:       10000,
+		SendTimeout:     Duration{30 * time.Second},
 	}
 }
 
@@ -61,12 +78,16 @@ const EnvPrefix = "FERRY_"
 
 // envNames maps each setting to its environment variable.
 var envNames = map[string]string{
-	"data_dir":         "FERRY_DATA_DIR",
-	"http_addr":        "FERRY_HTTP_ADDR",
-	"log_format":       "FERRY_LOG_FORMAT",
-	"log_level":        "FERRY_LOG_LEVEL",
-	"fsync":            "FERRY_FSYNC",
-	"shutdown_timeout": "FERRY_SHUTDOWN_TIMEOUT",
+	"data_dir":          "FERRY_DATA_DIR",
+	"http_addr":         "FERRY_HTTP_ADDR",
+	"log_format":        "FERRY_LOG_FORMAT",
+	"log_level":         "FERRY_LOG_LEVEL",
+	"fsync":             "FERRY_FSYNC",
+	"shutdown_timeout":  "FERRY_SHUTDOWN_TIMEOUT",
+	"max_request_bytes": "FERRY_MAX_REQUEST_BYTES",
+	"max_streams":       "FERRY_MAX_STREAMS",
+	"max_credit":        "FERRY_MAX_CREDIT",
+	"send_timeout":      "FERRY_SEND_TIMEOUT",
 }
 
 // Load builds the configuration: defaults, then the config file (when path
@@ -115,9 +136,26 @@ func (c *Config) set(name, v string) error {
 		c.Fsync = v
 	case "shutdown_timeout":
 		return c.ShutdownTimeout.UnmarshalText([]byte(v))
+	case "send_timeout":
+		return c.SendTimeout.UnmarshalText([]byte(v))
+	case "max_request_bytes":
+		return setInt(&c.MaxRequestBytes, v)
+	case "max_streams":
+		return setInt(&c.MaxStreams, v)
+	case "max_credit":
+		return setInt(&c.MaxCredit, v)
 	default:
 		return fmt.Errorf("unknown setting %q", name)
 	}
+	return nil
+}
+
+func setInt(dst *int, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", v)
+	}
+	*dst = n
 	return nil
 }
 
@@ -138,6 +176,17 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout.Duration <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown_timeout %v must be positive", c.ShutdownTimeout.Duration))
+	}
+	if c.SendTimeout.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("send_timeout %v must be positive", c.SendTimeout.Duration))
+	}
+	for _, l := range []struct {
+		name string
+		v    int
+	}{{"max_request_bytes", c.MaxRequestBytes}, {"max_streams", c.MaxStreams}, {"max_credit", c.MaxCredit}} {
+		if l.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s %d must be positive", l.name, l.v))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -1,7 +1,7 @@
 // Package server is Ferry's composition root: it opens the engine on the
 // configured data folder and serves it on the network. Today that is the
-// HTTP listener with /healthz and /readyz; the native API and the protocol
-// front doors attach here.
+// HTTP listener with the native API (protocol/native), /healthz and
+// /readyz; the protocol front doors attach here.
 package server
 
 import (
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferrymq/ferry/engine"
+	"github.com/ferrymq/ferry/protocol/native"
 )
 
 // Server is a running Ferry broker.
@@ -22,6 +23,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	broker *engine.Broker
+	native *native.Service
 	http   *http.Server
 	ln     net.Listener
 	done   chan error
@@ -47,7 +49,15 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	s := &Server{cfg: cfg, log: logger, broker: b, ln: ln, done: make(chan error, 1)}
+	s.native = native.New(b, native.Options{
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		MaxStreams:      cfg.MaxStreams,
+		MaxCredit:       cfg.MaxCredit,
+		SendTimeout:     cfg.SendTimeout.Duration,
+		Logger:          logger,
+	})
 	mux := http.NewServeMux()
+	s.native.Mount(mux)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	// HTTP/1.1 and unencrypted HTTP/2 on one port, so gRPC clients and
@@ -79,6 +89,9 @@ func (s *Server) Broker() *engine.Broker { return s.broker }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	s.log.Info("shutting down")
+	// Streams never end by themselves: end them first, so the HTTP
+	// server's shutdown waits only for calls in progress (publishes).
+	s.native.Drain()
 	var errs []error
 	if err := s.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http: %w", err))

@@ -18,9 +18,10 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the broker",
 		Long: `Run the Ferry broker: open (or create) the data folder, recover it, and serve.
 
-Today the broker serves /healthz (the process is alive) and /readyz (storage
-is open and recovered, the broker accepts work) on its HTTP listener; the
-native API and the protocol front doors are being built (see the README's
+The HTTP listener serves the native API (ferry.v1 over Connect, gRPC and
+gRPC-Web, with JSON or protobuf; HTTP/1.1 and unencrypted HTTP/2), /healthz
+(the process is alive) and /readyz (storage is open and recovered, the broker
+accepts work). The protocol front doors are being built (see the README's
 status table).
 
 Settings come from, in rising order of precedence: the defaults, a TOML
@@ -32,6 +33,7 @@ the flags below. The config file uses the flag names with underscores:
   log_format = "json"
   fsync = "always"
   shutdown_timeout = "30s"
+  max_request_bytes = 8388608
 
 SIGINT or SIGTERM shuts down gracefully (stop accepting, finish what is in
 progress, flush, close); a second signal exits at once.`,
@@ -41,7 +43,8 @@ progress, flush, close); a second signal exits at once.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := map[string]string{}
-			for _, name := range []string{"data-dir", "http-addr", "log-format", "log-level", "fsync", "shutdown-timeout"} {
+			for _, name := range []string{"data-dir", "http-addr", "log-format", "log-level", "fsync", "shutdown-timeout",
+				"max-request-bytes", "max-streams", "max-credit", "send-timeout"} {
 				if f := cmd.Flags().Lookup(name); f.Changed {
 					flags[underscore(name)] = f.Value.String()
 				}
@@ -65,6 +68,10 @@ progress, flush, close); a second signal exits at once.`,
 	f.String("log-level", d.LogLevel, "debug, info, warn or error (env FERRY_LOG_LEVEL)")
 	f.String("fsync", d.Fsync, "default fsync policy of topics: always, never or interval:DURATION (env FERRY_FSYNC)")
 	f.String("shutdown-timeout", d.ShutdownTimeout.String(), "how long a graceful shutdown may take (env FERRY_SHUTDOWN_TIMEOUT)")
+	f.Int("max-request-bytes", d.MaxRequestBytes, "largest native API request, a publish batch (env FERRY_MAX_REQUEST_BYTES)")
+	f.Int("max-streams", d.MaxStreams, "native API streams open at once (env FERRY_MAX_STREAMS)")
+	f.Int("max-credit", d.MaxCredit, "largest credit of one consumer, messages sent ahead (env FERRY_MAX_CREDIT)")
+	f.String("send-timeout", d.SendTimeout.String(), "end a stream whose client reads nothing for this long (env FERRY_SEND_TIMEOUT)")
 	return cmd
 }
 

@@ -1,0 +1,262 @@
+package native
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"connectrpc.com/connect"
+
+	ferryv1 "github.com/ferrymq/ferry/api/ferry/v1"
+	"github.com/ferrymq/ferry/engine"
+)
+
+// consumers serves ferry.v1.ConsumeService.
+type consumers struct{ s *Service }
+
+// maxBatch bounds the messages of one stream response.
+const maxBatch = 500
+
+// consumer is one open consume stream, named in the unary calls by id.
+type consumer struct {
+	id     string
+	queue  *engine.QueueMember  // ConsumeQueue
+	stream *engine.StreamMember // ConsumeStream
+	credit *credit
+}
+
+func (s *Service) register(c *consumer) {
+	c.id = newID()
+	s.mu.Lock()
+	s.consumers[c.id] = c
+	s.mu.Unlock()
+}
+
+func (s *Service) unregister(c *consumer) {
+	s.mu.Lock()
+	delete(s.consumers, c.id)
+	s.mu.Unlock()
+}
+
+func (s *Service) consumer(id string) (*consumer, error) {
+	s.mu.Lock()
+	c := s.consumers[id]
+	s.mu.Unlock()
+	if c == nil {
+		return nil, connect.NewError(connect.CodeNotFound, errorf("no consumer %q: its stream has ended", id))
+	}
+	return c, nil
+}
+
+// checkCredit validates the initial credit of a consume request.
+func (s *Service) checkCredit(n int32) error {
+	if n < 1 || int(n) > s.opts.MaxCredit {
+		return invalid("credit %d is out of range: 1 to %d", n, s.opts.MaxCredit)
+	}
+	return nil
+}
+
+// streamContext is ctx, also ended when the server drains.
+func (s *Service) streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-s.drain:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// streamEnd is the error a consume stream ends with after err.
+func (s *Service) streamEnd(err error) error {
+	if s.draining() {
+		return errShuttingDown
+	}
+	if errors.Is(err, engine.ErrMemberClosed) {
+		return connect.NewError(connect.CodeFailedPrecondition,
+			errorf("consumer ended: its subscription was deleted or it was expelled (%v)", err))
+	}
+	return toConnect(err)
+}
+
+func (h consumers) ConsumeQueue(ctx context.Context, req *connect.Request[ferryv1.ConsumeQueueRequest], stream *connect.ServerStream[ferryv1.ConsumeQueueResponse]) error {
+	s := h.s
+	release, err := s.openStream()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := s.checkCredit(req.Msg.Credit); err != nil {
+		return err
+	}
+	m, err := s.b.JoinQueue(req.Msg.Topic, req.Msg.Subscription)
+	if err != nil {
+		return toConnect(err)
+	}
+	defer m.Leave()
+	c := &consumer{queue: m, credit: newCredit(int(req.Msg.Credit), s.opts.MaxCredit)}
+	s.register(c)
+	defer s.unregister(c)
+	ctx, cancel := s.streamContext(ctx)
+	defer cancel()
+
+	sendDeadline(ctx, s.opts.SendTimeout)
+	if err := stream.Send(&ferryv1.ConsumeQueueResponse{ConsumerId: c.id}); err != nil {
+		return err
+	}
+	for {
+		n, err := c.credit.wait(ctx, 0)
+		if err != nil {
+			return s.streamEnd(err)
+		}
+		ds, err := m.Receive(ctx, min(n, maxBatch))
+		if err != nil {
+			return s.streamEnd(err)
+		}
+		c.credit.spend(len(ds))
+		sendDeadline(ctx, s.opts.SendTimeout)
+		if err := stream.Send(&ferryv1.ConsumeQueueResponse{Deliveries: deliveriesToProto(ds)}); err != nil {
+			return err
+		}
+	}
+}
+
+func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferryv1.ConsumeStreamRequest], stream *connect.ServerStream[ferryv1.ConsumeStreamResponse]) error {
+	s := h.s
+	release, err := s.openStream()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := s.checkCredit(req.Msg.Credit); err != nil {
+		return err
+	}
+	timeout := fromDur(req.Msg.SessionTimeout)
+	if timeout < 0 {
+		return invalid("session_timeout %v is negative", timeout)
+	}
+	m, err := s.b.JoinStream(req.Msg.Topic, req.Msg.Subscription, timeout)
+	if err != nil {
+		return toConnect(err)
+	}
+	defer m.Leave()
+	if timeout == 0 {
+		timeout = engine.DefaultSessionTimeout
+	}
+	c := &consumer{stream: m, credit: newCredit(int(req.Msg.Credit), s.opts.MaxCredit)}
+	s.register(c)
+	defer s.unregister(c)
+	ctx, cancel := s.streamContext(ctx)
+	defer cancel()
+
+	sendDeadline(ctx, s.opts.SendTimeout)
+	if err := stream.Send(&ferryv1.ConsumeStreamResponse{ConsumerId: c.id, MemberId: m.ID()}); err != nil {
+		return err
+	}
+	// The loop wakes at least this often to heartbeat and to tell the
+	// client of a new assignment; a rebalance waits for the old owner to
+	// let go, so this also bounds how long a handover takes.
+	tick := min(timeout/3, 500*time.Millisecond)
+	var sent *ferryv1.Assignment
+	for {
+		owned, gen, err := m.Heartbeat()
+		if err != nil {
+			return s.streamEnd(err)
+		}
+		if sent == nil || sent.Generation != gen || !sameParts(sent.Partitions, owned) {
+			sent = &ferryv1.Assignment{Generation: gen, Partitions: int32s(owned)}
+			sendDeadline(ctx, s.opts.SendTimeout)
+			if err := stream.Send(&ferryv1.ConsumeStreamResponse{Assignment: sent}); err != nil {
+				return err
+			}
+		}
+		n, err := c.credit.wait(ctx, tick)
+		if err != nil {
+			return s.streamEnd(err)
+		}
+		if n == 0 {
+			continue
+		}
+		fctx, fcancel := context.WithTimeout(ctx, tick)
+		msgs, err := m.Fetch(fctx, min(n, maxBatch))
+		fcancel()
+		if err != nil {
+			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				continue
+			}
+			return s.streamEnd(err)
+		}
+		c.credit.spend(len(msgs))
+		sendDeadline(ctx, s.opts.SendTimeout)
+		if err := stream.Send(&ferryv1.ConsumeStreamResponse{Messages: messagesToProto(msgs)}); err != nil {
+			return err
+		}
+	}
+}
+
+func (h consumers) Subscribe(ctx context.Context, req *connect.Request[ferryv1.SubscribeRequest], stream *connect.ServerStream[ferryv1.SubscribeResponse]) error {
+	s := h.s
+	release, err := s.openStream()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := s.checkCredit(req.Msg.Credit); err != nil {
+		return err
+	}
+	if req.Msg.Buffer < 0 {
+		return invalid("buffer %d is negative", req.Msg.Buffer)
+	}
+	e, err := s.b.SubscribeEphemeral(req.Msg.Pattern, engine.EphemeralOptions{Buffer: req.Msg.Buffer})
+	if err != nil {
+		return toConnect(err)
+	}
+	defer e.Close()
+	c := &consumer{credit: newCredit(int(req.Msg.Credit), s.opts.MaxCredit)}
+	s.register(c)
+	defer s.unregister(c)
+	ctx, cancel := s.streamContext(ctx)
+	defer cancel()
+
+	sendDeadline(ctx, s.opts.SendTimeout)
+	if err := stream.Send(&ferryv1.SubscribeResponse{ConsumerId: c.id}); err != nil {
+		return err
+	}
+	for {
+		n, err := c.credit.wait(ctx, 0)
+		if err != nil {
+			return s.streamEnd(err)
+		}
+		msgs, err := e.Receive(ctx, min(n, maxBatch))
+		if err != nil {
+			return s.streamEnd(err)
+		}
+		c.credit.spend(len(msgs))
+		sendDeadline(ctx, s.opts.SendTimeout)
+		if err := stream.Send(&ferryv1.SubscribeResponse{Messages: messagesToProto(msgs)}); err != nil {
+			return err
+		}
+	}
+}
+
+func sameParts(a []int32, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if int(a[i]) != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func int32s(ps []int) []int32 {
+	out := make([]int32, len(ps))
+	for i, p := range ps {
+		out[i] = int32(p)
+	}
+	return out
+}

@@ -1,0 +1,206 @@
+// Package native is Ferry's own front door: the ferry.v1 API of api/ferry/v1,
+// served with Connect, so gRPC, gRPC-Web and Connect clients, and plain JSON
+// over HTTP (curl), all reach the engine.
+//
+// Consumers are server streams with credit-based flow control (see
+// api/ferry/v1/consume.proto): a stream sends only what its credit allows,
+// so a slow client holds the server's memory to its credit times the message
+// size, and a client that stops reading altogether is cut off after
+// Options.SendTimeout. Publish streams coalesce the batches that arrive
+// while one is being stored into the next engine call, so a pipelining
+// client gets one fsync for many batches.
+package native
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/ferrymq/ferry/api/ferry/v1/ferryv1connect"
+	"github.com/ferrymq/ferry/engine"
+)
+
+// Options are the native API's limits. Zero fields take the defaults.
+type Options struct {
+	// MaxRequestBytes bounds one request message (a publish batch): larger
+	// ones fail with ResourceExhausted. Default 8 MiB.
+	MaxRequestBytes int
+	// MaxStreams bounds the streaming calls open at once (consumers and
+	// publish streams); past it new ones fail with ResourceExhausted.
+	// Default 1024.
+	MaxStreams int
+	// MaxCredit bounds a consumer's credit: the messages the server may send
+	// it ahead of its processing. Default 10000.
+	MaxCredit int
+	// MaxWait bounds the wait of Receive and Read. Default 30s.
+	MaxWait time.Duration
+	// MaxReadBytes bounds the bytes one Read returns. Default 4 MiB.
+	MaxReadBytes int
+	// SendTimeout is how long sending one response of a stream may take
+	// before the client is deemed gone and the stream is ended. Default 30s.
+	SendTimeout time.Duration
+	// Logger receives the service's operational messages.
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills unset fields and returns o.
+func (o *Options) EnsureDefaults() *Options {
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = 8 << 20
+	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = 1024
+	}
+	if o.MaxCredit <= 0 {
+		o.MaxCredit = 10000
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = 30 * time.Second
+	}
+	if o.MaxReadBytes <= 0 {
+		o.MaxReadBytes = 4 << 20
+	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Service serves the ferry.v1 API over one broker.
+type Service struct {
+	b    *engine.Broker
+	opts Options
+	log  *slog.Logger
+
+	streams atomic.Int64 // streaming calls open now
+
+	// drain is closed when the server shuts down: streams end at once.
+	drain     chan struct{}
+	drainOnce sync.Once
+
+	mu        sync.Mutex
+	consumers map[string]*consumer
+	// shared holds one queue member per subscription for Receive, the
+	// stream-less consumption of plain HTTP clients.
+	shared map[subKey]*engine.QueueMember
+}
+
+type subKey struct{ topic, sub string }
+
+// New returns the service over b.
+func New(b *engine.Broker, opts Options) *Service {
+	opts.EnsureDefaults()
+	return &Service{
+		b:         b,
+		opts:      opts,
+		log:       opts.Logger,
+		drain:     make(chan struct{}),
+		consumers: map[string]*consumer{},
+		shared:    map[subKey]*engine.QueueMember{},
+	}
+}
+
+// Mount registers every ferry.v1 service on mux.
+func (s *Service) Mount(mux *http.ServeMux) {
+	opts := []connect.HandlerOption{
+		connect.WithReadMaxBytes(s.opts.MaxRequestBytes),
+		connect.WithRecover(s.recover),
+	}
+	for _, mount := range []func() (string, http.Handler){
+		func() (string, http.Handler) { return ferryv1connect.NewTopicServiceHandler(topics{s}, opts...) },
+		func() (string, http.Handler) {
+			return ferryv1connect.NewSubscriptionServiceHandler(subscriptions{s}, opts...)
+		},
+		func() (string, http.Handler) { return ferryv1connect.NewPublishServiceHandler(publisher{s}, opts...) },
+		func() (string, http.Handler) { return ferryv1connect.NewConsumeServiceHandler(consumers{s}, opts...) },
+		func() (string, http.Handler) { return ferryv1connect.NewReadServiceHandler(readers{s}, opts...) },
+	} {
+		path, h := mount()
+		mux.Handle(path, withResponseController(h))
+	}
+}
+
+// Drain ends every open stream: consumers get Unavailable, publish streams
+// answer the batches they are storing and then end. Unary calls go on; the
+// HTTP server's shutdown waits for them.
+func (s *Service) Drain() {
+	s.drainOnce.Do(func() { close(s.drain) })
+	s.mu.Lock()
+	shared := s.shared
+	s.shared = map[subKey]*engine.QueueMember{}
+	s.mu.Unlock()
+	for _, m := range shared {
+		m.Leave()
+	}
+}
+
+func (s *Service) draining() bool {
+	select {
+	case <-s.drain:
+		return true
+	default:
+		return false
+	}
+}
+
+var errShuttingDown = connect.NewError(connect.CodeUnavailable, errorf("server shutting down"))
+
+// openStream counts a streaming call against MaxStreams; release it with
+// the returned function.
+func (s *Service) openStream() (func(), error) {
+	if s.draining() {
+		return nil, errShuttingDown
+	}
+	if n := s.streams.Add(1); n > int64(s.opts.MaxStreams) {
+		s.streams.Add(-1)
+		return nil, connect.NewError(connect.CodeResourceExhausted,
+			errorf("too many streams open (limit %d)", s.opts.MaxStreams))
+	}
+	return func() { s.streams.Add(-1) }, nil
+}
+
+// recover turns a panic in a handler into Internal for that call alone.
+func (s *Service) recover(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
+	s.log.Error("panic in handler", "procedure", spec.Procedure, "panic", p)
+	return connect.NewError(connect.CodeInternal, errorf("internal error"))
+}
+
+// newID returns a random id for a consumer.
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type rcKey struct{}
+
+// withResponseController puts the response's controller in the request
+// context, so a stream can set a deadline on each send.
+func withResponseController(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := context.WithValue(r.Context(), rcKey{}, http.NewResponseController(w))
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// sendDeadline bounds the next write of ctx's response to d from now.
+func sendDeadline(ctx context.Context, d time.Duration) {
+	if rc, ok := ctx.Value(rcKey{}).(*http.ResponseController); ok {
+		rc.SetWriteDeadline(time.Now().Add(d))
+	}
+}
+
+// waitBound clamps a requested wait to the server's limit.
+func (s *Service) waitBound(d time.Duration) time.Duration {
+	return min(max(d, 0), s.opts.MaxWait)
+}
