@@ -11,9 +11,10 @@ import (
 // Exit codes of the ferry command. Scripts depend on them: keep them stable
 // and keep the list in the root command's help in step.
 const (
-	exitOK      = 0
-	exitFailure = 1 // the command ran and failed
-	exitUsage   = 2 // the command line was wrong: unknown command or flag, bad arguments
+	exitOK       = 0
+	exitFailure  = 1 // the command ran and failed
+	exitUsage    = 2 // the command line was wrong: unknown command or flag, bad arguments
+	exitNotFound = 3 // the broker has no such topic or subscription
 )
 
 // exitError carries the process exit code a failure should end with. Errors
@@ -71,7 +72,8 @@ All three are built from topics (durable, partitioned logs) and subscriptions
 Exit codes:
   0  success
   1  the command failed
-  2  usage error: unknown command or flag, or bad arguments`
+  2  usage error: unknown command or flag, or bad arguments
+  3  the broker has no such topic or subscription`
 
 // newRootCmd builds the ferry command tree. It returns a fresh tree on every
 // call, holding no state between calls, so tests can run commands in parallel.
@@ -91,6 +93,7 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(),
 		newVersionCmd(),
 		newLogCmd(),
+		newTopicCmd(), newSubCmd(), newPubCmd(), newConsumeCmd(), newTailCmd(), newReadCmd(),
 	)
 	return root
 }
