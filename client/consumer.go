@@ -1,0 +1,332 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"connectrpc.com/connect"
+
+	ferryv1 "github.com/ferrymq/ferry/api/ferry/v1"
+)
+
+// The three consumers share one machine, core: it keeps a consume stream
+// attached, reattaching with backoff when the stream fails with a
+// retryable error, and hands what the streams receive to the application
+// through a buffer bounded by the credit.
+//
+// Credit: the request of each stream grants the consumer's credit W; the
+// broker sends at most W messages more than the client granted since.
+// Each message the application takes (or the client drops, for a revoked
+// partition) is owed back; once W/2 are owed, a Grant call pays them back,
+// unless an Ack, Nack or Commit carried them first in its grant field. So
+// at most W received messages wait in the client, and the broker never
+// stops while the application keeps up.
+
+// attachment is one consume stream: the broker's consumer id, its credit
+// and its end.
+type attachment struct {
+	id     string // consumer_id, for the unary calls
+	member string // stream member id
+	credit *credit
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the stream ended
+	err    error         // why, set before done is closed
+}
+
+type session[T any] struct {
+	*attachment
+	items chan T
+}
+
+// dialFunc opens a stream for s within ctx, reads its first response
+// (setting s.id) and returns the pump: the loop that receives the rest
+// into s.items until the stream fails.
+type dialFunc[T any] func(ctx context.Context, s *session[T]) (pump func() error, err error)
+
+type core[T any] struct {
+	c       *Client
+	what    string // names the consumer in logs
+	dial    dialFunc[T]
+	credit  int
+	keepOld bool // hand out what an ended stream received (ephemeral)
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	cur     *session[T]   // nil once ended
+	changed chan struct{} // closed when cur changes
+	err     error         // why it ended
+	ended   chan struct{}
+}
+
+// startCore attaches the first stream, retrying retryable failures until
+// ctx ends, and keeps the consumer attached in the background afterwards.
+func startCore[T any](ctx context.Context, c *Client, what string, credit int, keepOld bool, dial dialFunc[T]) (*core[T], error) {
+	k := &core[T]{c: c, what: what, dial: dial, credit: credit, keepOld: keepOld,
+		changed: make(chan struct{}), ended: make(chan struct{})}
+	k.ctx, k.cancel = context.WithCancel(c.ctx)
+	bo := c.newBackoff()
+	for {
+		s, err := k.attach(ctx)
+		if err == nil {
+			k.cur = s
+			break
+		}
+		if k.ctx.Err() != nil {
+			k.cancel()
+			return nil, ErrClosed
+		}
+		if ctx.Err() != nil || !retryable(err) {
+			k.cancel()
+			return nil, ctxErr(ctx, err)
+		}
+		d := bo.next()
+		c.log.Warn("ferry client: cannot attach consumer, retrying", "consumer", what, "err", err, "retry_in", d)
+		if err := sleep(ctx, d); err != nil {
+			k.cancel()
+			return nil, err
+		}
+	}
+	k.wg.Add(1)
+	go k.run(k.cur)
+	return k, nil
+}
+
+// attach opens one stream. ctx bounds the wait for its first response;
+// the stream itself lives until the consumer is closed.
+func (k *core[T]) attach(ctx context.Context) (*session[T], error) {
+	sctx, scancel := context.WithCancel(k.ctx)
+	s := &session[T]{
+		attachment: &attachment{cancel: scancel, done: make(chan struct{})},
+		items:      make(chan T, k.credit),
+	}
+	stop := context.AfterFunc(ctx, scancel)
+	pump, err := k.dial(sctx, s)
+	stop()
+	if err != nil {
+		scancel()
+		return nil, err
+	}
+	s.credit = newCredit(k.c, s.id, k.credit)
+	k.wg.Add(2)
+	go func() {
+		defer k.wg.Done()
+		s.credit.run(sctx)
+	}()
+	go func() {
+		defer k.wg.Done()
+		err := pump()
+		if err == nil {
+			err = connect.NewError(connect.CodeUnavailable, errors.New("stream ended by the broker"))
+		}
+		s.err = err
+		scancel()
+		close(s.done)
+	}()
+	return s, nil
+}
+
+func (k *core[T]) run(s *session[T]) {
+	defer k.wg.Done()
+	bo := k.c.newBackoff()
+	for {
+		select {
+		case <-s.done:
+		case <-k.ctx.Done():
+		}
+		if k.ctx.Err() != nil {
+			k.end(ErrClosed)
+			return
+		}
+		if !retryable(s.err) {
+			k.end(s.err)
+			return
+		}
+		k.c.log.Warn("ferry client: consumer stream ended, reattaching", "consumer", k.what, "err", s.err)
+		for {
+			if sleep(k.ctx, bo.next()) != nil {
+				k.end(ErrClosed)
+				return
+			}
+			ns, err := k.attach(k.ctx)
+			if err == nil {
+				bo.reset()
+				k.replace(ns)
+				s = ns
+				break
+			}
+			if k.ctx.Err() != nil {
+				k.end(ErrClosed)
+				return
+			}
+			if !retryable(err) {
+				k.end(err)
+				return
+			}
+			k.c.log.Warn("ferry client: cannot reattach consumer", "consumer", k.what, "err", err)
+		}
+	}
+}
+
+func (k *core[T]) replace(s *session[T]) {
+	k.mu.Lock()
+	k.cur = s
+	close(k.changed)
+	k.changed = make(chan struct{})
+	k.mu.Unlock()
+}
+
+func (k *core[T]) end(err error) {
+	k.mu.Lock()
+	k.cur = nil
+	k.err = err
+	close(k.changed)
+	close(k.ended)
+	k.mu.Unlock()
+}
+
+// current returns the attached stream, nil while reattaching or ended.
+func (k *core[T]) current() *session[T] {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cur == nil {
+		return nil
+	}
+	select {
+	case <-k.cur.done:
+		return nil
+	default:
+		return k.cur
+	}
+}
+
+// next waits for the next item. What a failed stream received but the
+// application did not take is dropped (the broker delivers it again),
+// except with keepOld.
+func (k *core[T]) next(ctx context.Context) (T, *session[T], error) {
+	var zero T
+	for {
+		k.mu.Lock()
+		s, changed, err := k.cur, k.changed, k.err
+		k.mu.Unlock()
+		if s == nil {
+			return zero, nil, err
+		}
+		select {
+		case it := <-s.items:
+			return it, s, nil
+		case <-s.done:
+			if k.keepOld {
+				select {
+				case it := <-s.items:
+					return it, s, nil
+				default:
+				}
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return zero, nil, ctx.Err()
+			}
+		case <-ctx.Done():
+			return zero, nil, ctx.Err()
+		}
+	}
+}
+
+// close ends the stream and waits for the consumer's goroutines.
+func (k *core[T]) close() {
+	k.cancel()
+	k.wg.Wait()
+}
+
+// push hands one received item to the application's side, unless the
+// stream ends first.
+func push[T any](ctx context.Context, s *session[T], it T) error {
+	select {
+	case s.items <- it:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// credit counts what the application consumed and the broker is owed.
+type credit struct {
+	c         *Client
+	id        string
+	threshold int32
+	kick      chan struct{}
+
+	mu      sync.Mutex
+	pending int32
+}
+
+func newCredit(c *Client, id string, window int) *credit {
+	return &credit{c: c, id: id, threshold: int32(max(1, window/2)), kick: make(chan struct{}, 1)}
+}
+
+// consumed records n messages taken or dropped.
+func (cr *credit) consumed(n int32) {
+	cr.mu.Lock()
+	cr.pending += n
+	due := cr.pending >= cr.threshold
+	cr.mu.Unlock()
+	if due {
+		select {
+		case cr.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take returns everything owed, for an Ack, Nack or Commit to carry.
+func (cr *credit) take() int32 {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	n := cr.pending
+	cr.pending = 0
+	return n
+}
+
+// giveBack returns credit a failed call carried.
+func (cr *credit) giveBack(n int32) {
+	if n > 0 {
+		cr.consumed(n)
+	}
+}
+
+// run grants what is owed once it reaches the threshold, until ctx ends.
+func (cr *credit) run(ctx context.Context) {
+	for {
+		select {
+		case <-cr.kick:
+		case <-ctx.Done():
+			return
+		}
+		cr.mu.Lock()
+		var n int32
+		if cr.pending >= cr.threshold {
+			n, cr.pending = cr.pending, 0
+		}
+		cr.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		_, err := cr.c.consume.Grant(ctx, connect.NewRequest(&ferryv1.GrantRequest{ConsumerId: cr.id, Credit: n}))
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		cr.c.log.Debug("ferry client: grant failed", "consumer_id", cr.id, "err", err)
+		if sleep(ctx, cr.c.cfg.backoffMin) != nil {
+			return
+		}
+		cr.giveBack(n)
+	}
+}
