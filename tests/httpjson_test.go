@@ -182,3 +182,70 @@ func TestHTTPJSONStreamReplay(t *testing.T) {
 		t.Errorf("committed %v", p0)
 	}
 }
+
+// A consume stream sends no more than its credit; grants and the grant
+// field of Ack open it further.
+func TestHTTPJSONCredit(t *testing.T) {
+	_, base := startServer(t)
+	mustCall(t, base, "ferry.v1.TopicService/CreateTopic", map[string]any{"name": "jobs"})
+	mustCall(t, base, "ferry.v1.SubscriptionService/CreateSubscription", map[string]any{
+		"topic": "jobs", "name": "w", "config": map[string]any{"kind": "SUBSCRIPTION_KIND_QUEUE"},
+	})
+	var msgs []any
+	for i := range 20 {
+		msgs = append(msgs, map[string]any{"text": fmt.Sprint(i)})
+	}
+	mustCall(t, base, "ferry.v1.PublishService/Publish", map[string]any{"topic": "jobs", "messages": msgs})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st := openStream(t, ctx, base, "ferry.v1.ConsumeService/ConsumeQueue", map[string]any{"topic": "jobs", "subscription": "w", "credit": 3})
+	first, err := st.next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumer := first["consumerId"]
+	var ids []any
+	readUntil := func(n int) {
+		t.Helper()
+		for len(ids) < n {
+			m, err := st.next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range m["deliveries"].([]any) {
+				ids = append(ids, d.(map[string]any)["id"])
+			}
+		}
+		if len(ids) != n {
+			t.Fatalf("received %d deliveries, credit allowed %d", len(ids), n)
+		}
+	}
+	readUntil(3)
+	inFlight := func() (n float64) {
+		sub := mustCall(t, base, "ferry.v1.SubscriptionService/DescribeSubscription", map[string]any{"topic": "jobs", "name": "w"})
+		for _, p := range sub["subscription"].(map[string]any)["partitions"].([]any) {
+			f, _ := p.(map[string]any)["inFlight"].(float64)
+			n += f
+		}
+		return n
+	}
+	if n := inFlight(); n != 3 {
+		t.Fatalf("in flight %v with credit 3", n)
+	}
+	out := mustCall(t, base, "ferry.v1.ConsumeService/Grant", map[string]any{"consumerId": consumer, "credit": 4})
+	if out["credit"] != float64(4) {
+		t.Errorf("credit after grant: %v", out)
+	}
+	readUntil(7)
+	mustCall(t, base, "ferry.v1.ConsumeService/Ack", map[string]any{"consumerId": consumer, "deliveryIds": ids, "grant": 13})
+	readUntil(20)
+	if n := inFlight(); n != 13 {
+		t.Fatalf("in flight %v after acking 7 of 20", n)
+	}
+	// A negative grant: a clear error.
+	status, e := call(t, base, "ferry.v1.ConsumeService/Grant", map[string]any{"consumerId": "x", "credit": -1})
+	if status != 400 || e["code"] != "invalid_argument" {
+		t.Errorf("negative grant: %d %v", status, e)
+	}
+}
