@@ -102,6 +102,7 @@ type pubJob struct {
 	count   int
 	results []*ferryv1.Published
 	err     error
+	code    string // of err: the Connect code name
 }
 
 func runPub(cmd *cobra.Command, o *pubOptions, topic string, values []string) error {
@@ -189,6 +190,9 @@ func runPub(cmd *cobra.Command, o *pubOptions, topic string, values []string) er
 	}
 	if err == nil && p.out.failed > 0 {
 		err = fmt.Errorf("%d of %s not published", p.out.failed, plural(p.out.failed+p.out.stored+p.out.duplicates, "message"))
+		if p.out.notFound {
+			err = &exitError{code: exitNotFound, err: err}
+		}
 	}
 	return err
 }
@@ -223,6 +227,8 @@ type publisher struct {
 	out       *pubPrinter
 	started   time.Time
 	n         int // messages taken from the source
+	held      []byte
+	holding   bool // held is the next value, taken from the source to look ahead
 	sent      atomic.Int64
 }
 
@@ -256,6 +262,8 @@ func (p *publisher) next(ctx context.Context, src <-chan []byte, linger time.Dur
 		var v []byte
 		var ok bool
 		switch {
+		case p.holding:
+			v, ok, p.holding, p.held = p.held, true, false, nil
 		case len(batch) == 0:
 			select {
 			case v, ok = <-src:
@@ -285,6 +293,16 @@ func (p *publisher) next(ctx context.Context, src <-chan []byte, linger time.Dur
 		}
 		batch = append(batch, p.message(v))
 		size += len(v)
+	}
+	// The batch is full: look ahead, so that an input that ends here
+	// still counts as finished (and goes in one unary call).
+	select {
+	case v, ok := <-src:
+		if !ok {
+			return batch, true, nil
+		}
+		p.held, p.holding = v, true
+	default:
 	}
 	return batch, false, nil
 }
@@ -382,6 +400,7 @@ func (p *publisher) stream(ctx context.Context, src <-chan []byte, batch []*ferr
 				job.results = resp.GetResults()
 				if e := resp.GetError(); e != nil {
 					job.err = fmt.Errorf("%s (%s)", e.GetMessage(), e.GetCode())
+					job.code = e.GetCode()
 				}
 			}
 			var ready []*pubJob
@@ -496,6 +515,7 @@ type pubPrinter struct {
 	enc                        *json.Encoder
 	stderr                     io.Writer
 	stored, duplicates, failed int
+	notFound                   bool // a batch failed for an unknown topic or partition
 }
 
 func newPubPrinter(w, stderr io.Writer, o *pubOptions) *pubPrinter {
@@ -515,6 +535,7 @@ type publishedView struct {
 func (p *pubPrinter) job(j *pubJob) error {
 	if j.err != nil {
 		p.failed += j.count
+		p.notFound = p.notFound || j.code == connect.CodeNotFound.String()
 		what := fmt.Sprintf("message %d", j.first)
 		if j.count > 1 {
 			what = fmt.Sprintf("messages %d to %d", j.first, j.first+j.count-1)
