@@ -115,6 +115,7 @@ func (s *Service) Mount(mux *http.ServeMux) {
 	opts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(s.opts.MaxRequestBytes),
 		connect.WithRecover(s.recover),
+		connect.WithCodec(jsonCodec{}),
 	}
 	for _, mount := range []func() (string, http.Handler){
 		func() (string, http.Handler) { return ferryv1connect.NewTopicServiceHandler(topics{s}, opts...) },
