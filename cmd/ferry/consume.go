@@ -19,8 +19,9 @@ import (
 const consumeLong = `Consume a durable subscription: print each message, then acknowledge it
 (queue) or commit its offset (stream), so that it is not delivered to this
 subscription again. With --no-ack nothing is acknowledged or committed:
-queue messages are delivered again once this command ends, a stream
-resumes where it was.
+queue messages are delivered again once this command ends (and one
+consumer holds at most the subscription's --max-in-flight of them), a
+stream resumes where it was.
 
 The subscription's kind decides how consumers share it:
   queue   any message to any consumer; run the command several times to
@@ -34,8 +35,9 @@ timestamp, key, value (text, or value_base64 when not UTF-8), headers and,
 for queues, delivery_count.
 
 The command runs until Ctrl-C, until --count messages were printed, or
-until --timeout passed without a message. A stop never falls between
-printing a batch and acknowledging it. Messages are requested --prefetch at
+until --timeout passed without a message; each is a success (exit 0), even
+with fewer than --count messages. A stop never falls between printing a
+batch and acknowledging it. Messages are requested --prefetch at
 a time (credit) and more are asked for as they are printed.`
 
 const consumeExample = `  # Work off a queue, printing values

@@ -15,7 +15,9 @@ func parseDuration(s string) (time.Duration, error) {
 	neg := strings.HasPrefix(s, "-")
 	body := strings.TrimPrefix(s, "-")
 	var days time.Duration
+	hasDays := false
 	if i := strings.IndexByte(body, 'd'); i > 0 {
+		hasDays = true
 		n, err := strconv.ParseUint(body[:i], 10, 32)
 		if err != nil {
 			return 0, fmt.Errorf("bad duration %q: want as 90s, 15m, 2h or 7d", s)
@@ -24,7 +26,10 @@ func parseDuration(s string) (time.Duration, error) {
 		body = body[i+1:]
 	}
 	var rest time.Duration
-	if body != "" || days == 0 {
+	if hasDays && body != "" && (body[0] < '0' || body[0] > '9') {
+		return 0, fmt.Errorf("bad duration %q: want as 90s, 15m, 2h or 7d", s)
+	}
+	if body != "" || !hasDays {
 		d, err := time.ParseDuration(body)
 		if err != nil {
 			return 0, fmt.Errorf("bad duration %q: want as 90s, 15m, 2h or 7d", s)

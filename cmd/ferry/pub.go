@@ -103,6 +103,7 @@ type pubJob struct {
 	results []*ferryv1.Published
 	err     error
 	code    string // of err: the Connect code name
+	done    bool   // answered
 }
 
 func runPub(cmd *cobra.Command, o *pubOptions, topic string, values []string) error {
@@ -397,6 +398,7 @@ func (p *publisher) stream(ctx context.Context, src <-chan []byte, batch []*ferr
 			mu.Lock()
 			job := jobs[resp.GetSequence()]
 			if job != nil {
+				job.done = true
 				job.results = resp.GetResults()
 				if e := resp.GetError(); e != nil {
 					job.err = fmt.Errorf("%s (%s)", e.GetMessage(), e.GetCode())
@@ -404,7 +406,7 @@ func (p *publisher) stream(ctx context.Context, src <-chan []byte, batch []*ferr
 				}
 			}
 			var ready []*pubJob
-			for jobs[next] != nil && (jobs[next].results != nil || jobs[next].err != nil) {
+			for jobs[next] != nil && jobs[next].done {
 				ready = append(ready, jobs[next])
 				delete(jobs, next)
 				next++

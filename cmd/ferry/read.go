@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -183,7 +182,7 @@ func (r *reader) partition(p int32) error {
 	for {
 		resp, err := r.c.read.Read(r.s.ctx, connect.NewRequest(req))
 		if err != nil {
-			if r.s.ended(err) || errors.Is(err, context.Canceled) && r.doneReading() {
+			if r.s.ended(err) {
 				return nil
 			}
 			return r.c.rpcError(err)

@@ -446,7 +446,7 @@ func newTopicView(t *ferryv1.Topic) topicView {
 			},
 			Fsync:           cfg.GetFsync(),
 			MaxMessageBytes: cfg.GetMaxMessageBytes(),
-			DedupWindow:     formatDuration(cfg.GetDedupWindow()),
+			DedupWindow:     dedupText(cfg.GetDedupWindow()),
 			SegmentBytes:    cfg.GetSegmentBytes(),
 		},
 		Partitions: []partitionView{},
@@ -483,14 +483,7 @@ func printTopic(w io.Writer, format string, t *ferryv1.Topic) error {
 		maxMsg = humanBytes(int64(n))
 	}
 	fmt.Fprintf(tw, "Max message:\t%s\n", maxMsg)
-	dedup := "default"
-	if d := cfg.GetDedupWindow(); d != nil {
-		dedup = humanDuration(d.AsDuration())
-		if d.AsDuration() < 0 {
-			dedup = "off"
-		}
-	}
-	fmt.Fprintf(tw, "Dedup window:\t%s\n", dedup)
+	fmt.Fprintf(tw, "Dedup window:\t%s\n", orDefault(dedupText(cfg.GetDedupWindow())))
 	if n := cfg.GetSegmentBytes(); n > 0 {
 		fmt.Fprintf(tw, "Segment size:\t%s\n", humanBytes(n))
 	}
@@ -522,6 +515,15 @@ func retentionText(r *ferryv1.Retention) string {
 		return "forever"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// dedupText is a dedup window as printed: "off" when negative, "" when
+// unset.
+func dedupText(d *durationpb.Duration) string {
+	if d != nil && d.AsDuration() < 0 {
+		return "off"
+	}
+	return formatDuration(d)
 }
 
 func orDefault(s string) string {
