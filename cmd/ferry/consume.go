@@ -307,12 +307,9 @@ func (k *consumer) queueBatch(consumerID string, ds []*ferryv1.Delivery, cr *cre
 		_, err = k.c.cons.Ack(ctx, connect.NewRequest(&ferryv1.AckRequest{ConsumerId: consumerID, DeliveryIds: ids, Grant: grant}))
 		if connect.CodeOf(err) == connect.CodeNotFound {
 			// Some deliveries outlived their deadline and went to another
-			// consumer; the rest were acknowledged.
+			// consumer; the rest were acknowledged, and the grant given.
 			k.warn("some messages were not acknowledged in time and will be delivered again: %s", errMessage(err))
 			err = nil
-			if grant > 0 {
-				_, err = k.c.cons.Grant(ctx, connect.NewRequest(&ferryv1.GrantRequest{ConsumerId: consumerID, Credit: grant}))
-			}
 		}
 	} else if grant > 0 {
 		_, err = k.c.cons.Grant(ctx, connect.NewRequest(&ferryv1.GrantRequest{ConsumerId: consumerID, Credit: grant}))
@@ -382,7 +379,8 @@ func (k *consumer) streamBatch(consumerID string, ms []*ferryv1.Message, cr *cre
 		_, err = k.c.cons.Commit(ctx, connect.NewRequest(&ferryv1.CommitRequest{ConsumerId: consumerID, Offsets: offsets, Grant: grant}))
 		if connect.CodeOf(err) == connect.CodeFailedPrecondition {
 			// A rebalance moved a partition away meanwhile: its new owner
-			// starts from the last commit and prints these again.
+			// starts from the last commit and prints these again. A failed
+			// commit grants nothing: grant apart.
 			k.warn("offsets not committed, a partition moved to another consumer: %s", errMessage(err))
 			err = nil
 			if grant > 0 {

@@ -42,7 +42,7 @@ const pubExample = `  # One message, then three
   ferry pub orders 'order 1 created'
   ferry pub orders first second third
 
-  # With a key and headers, to a given partition
+  # With a key and headers
   ferry pub orders --key user-42 --header trace=abc --header source=cli '{"id": 42}'
 
   # Every line of a file, 500 messages a second, with a summary only

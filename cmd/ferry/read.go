@@ -110,7 +110,7 @@ func newReadCmd() *cobra.Command {
 	addServerFlag(f)
 	f.Int32VarP(&partition, "partition", "p", 0, "read this partition only (default: every partition)")
 	f.StringVar(&from, "from", "earliest", "earliest, latest, an offset, an RFC 3339 time or a duration ago as -15m")
-	f.BoolVarP(&follow, "follow", "F", false, "wait for new messages at the end")
+	f.BoolVarP(&follow, "follow", "f", false, "wait for new messages at the end")
 	o.add(f, false)
 	o.prefetch = readBatch
 	cmd.RegisterFlagCompletionFunc("from", fixedCompletion("earliest", "latest"))
