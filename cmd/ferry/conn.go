@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -121,7 +122,10 @@ func (c *conn) rpcError(err error) error {
 	case connect.CodeNotFound:
 		return &exitError{code: exitNotFound, err: fmt.Errorf("%s (%s)", ce.Message(), ce.Code())}
 	case connect.CodeUnavailable:
-		return fmt.Errorf("cannot reach the broker at %s: %s (%s)", c.url, ce.Message(), ce.Code())
+		if _, dial := errors.AsType[*net.OpError](err); dial {
+			return fmt.Errorf("cannot reach the broker at %s: %s (%s)", c.url, ce.Message(), ce.Code())
+		}
+		return fmt.Errorf("the broker at %s is unavailable: %s (%s)", c.url, ce.Message(), ce.Code())
 	case connect.CodeDeadlineExceeded:
 		return fmt.Errorf("the broker at %s did not answer in time (%s)", c.url, ce.Code())
 	case connect.CodeUnimplemented:

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPubFromArgs(t *testing.T) {
@@ -135,5 +136,30 @@ func TestPubErrors(t *testing.T) {
 		if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
 			t.Errorf("%v\nwant exit %d and %q", r, tt.code, tt.want)
 		}
+	}
+}
+
+func TestPubKeysAndRate(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t)
+	b.ok(t, "topic", "create", "orders", "--partitions", "8")
+	// A key's messages all go to one partition, each call alike.
+	var parts []string
+	for range 3 {
+		r := b.ok(t, "pub", "orders", "--key", "user-42", "x", "y")
+		for _, line := range lines(r.stdout) {
+			parts = append(parts, strings.Fields(line)[1])
+		}
+	}
+	for _, p := range parts {
+		if p != parts[0] {
+			t.Fatalf("messages of one key went to partitions %v", parts)
+		}
+	}
+	// --rate 50: eleven messages take at least 10/50 s.
+	start := time.Now()
+	r := b.ok(t, "pub", "orders", "--rate", "50", "-q", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11")
+	if took := time.Since(start); took < 200*time.Millisecond || !strings.HasPrefix(r.stdout, "published 11 messages") {
+		t.Errorf("--rate 50 published 11 messages in %v: %v", took, r)
 	}
 }
