@@ -384,8 +384,10 @@ func (p *asyncPublisher) serve() (acked bool, err error) {
 	}()
 	p.send(ctx, stream, recvDone)
 	cancel()
-	<-recvDone
+	// The HTTP/2 transport notices the cancellation only once the request
+	// body is closed; until then a Receive would wait for ever.
 	_ = stream.CloseRequest()
+	<-recvDone
 	_ = stream.CloseResponse()
 	return acked, err
 }
