@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,10 +38,23 @@ func startServer(t testing.TB, dir, addr string) *server.Server {
 	}
 }
 
+var (
+	stoppedMu sync.Mutex
+	stopped   = map[*server.Server]bool{}
+)
+
+// shutdown stops s once, however often it is called.
 func shutdown(t testing.TB, s *server.Server) {
+	stoppedMu.Lock()
+	done := stopped[s]
+	stopped[s] = true
+	stoppedMu.Unlock()
+	if done {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.Shutdown(ctx); err != nil && !strings.Contains(err.Error(), "closed") {
+	if err := s.Shutdown(ctx); err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
 }
