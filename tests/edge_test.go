@@ -216,3 +216,42 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The keyless batches of one publish stream spread over the partitions,
+// one partition per batch, although the server stores them together.
+func TestPublishStreamSpreadsKeylessBatches(t *testing.T) {
+	_, base := startServer(t)
+	hc := h2cClient()
+	topics := ferryv1connect.NewTopicServiceClient(hc, base)
+	pub := ferryv1connect.NewPublishServiceClient(hc, base)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := topics.CreateTopic(ctx, connect.NewRequest(&ferryv1.CreateTopicRequest{Name: "s", Config: &ferryv1.TopicConfig{Partitions: 4}})); err != nil {
+		t.Fatal(err)
+	}
+	st := pub.PublishStream(ctx)
+	for i := range 40 {
+		msgs := []*ferryv1.PublishMessage{{Value: []byte("a")}, {Value: []byte("b")}}
+		if err := st.Send(&ferryv1.PublishStreamRequest{Sequence: uint64(i), Topic: "s", Messages: msgs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.CloseRequest()
+	perPartition := map[int32]int{}
+	for range 40 {
+		r, err := st.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Results) != 2 || r.Results[0].Partition != r.Results[1].Partition || r.Results[1].Offset != r.Results[0].Offset+1 {
+			t.Fatalf("batch %d split: %v", r.Sequence, r.Results)
+		}
+		perPartition[r.Results[0].Partition]++
+	}
+	st.CloseResponse()
+	for p := range int32(4) {
+		if perPartition[p] != 10 {
+			t.Fatalf("batches per partition %v, want 10 each", perPartition)
+		}
+	}
+}

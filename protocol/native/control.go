@@ -172,13 +172,15 @@ func (h consumers) Commit(ctx context.Context, req *connect.Request[ferryv1.Comm
 		}
 		offsets[int(p)] = off
 	}
+	// The grant stands even when the commit fails, as Ack's does: the
+	// client paid its credit back with this call either way.
+	if err := h.s.grant(req.Msg.ConsumerId, req.Msg.Grant); err != nil {
+		return nil, err
+	}
 	if len(offsets) > 0 {
 		if err := c.stream.Commit(offsets); err != nil {
 			return nil, toConnect(err)
 		}
-	}
-	if err := h.s.grant(req.Msg.ConsumerId, req.Msg.Grant); err != nil {
-		return nil, err
 	}
 	return connect.NewResponse(&ferryv1.CommitResponse{}), nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -80,6 +82,7 @@ func (h publisher) PublishStream(ctx context.Context, stream *connect.BidiStream
 		}
 	}()
 
+	sp := &spreader{s: s, topics: map[string]*spread{}}
 	for {
 		var batch []*ferryv1.PublishStreamRequest
 		select {
@@ -109,7 +112,7 @@ func (h publisher) PublishStream(ctx context.Context, stream *connect.BidiStream
 				break more
 			}
 		}
-		for _, r := range s.storeBatches(ctx, batch) {
+		for _, r := range s.storeBatches(ctx, sp, batch) {
 			sendDeadline(ctx, s.opts.SendTimeout)
 			if err := stream.Send(r); err != nil {
 				return err
@@ -120,7 +123,7 @@ func (h publisher) PublishStream(ctx context.Context, stream *connect.BidiStream
 
 // storeBatches stores a stream's batches, those of one topic and partition
 // together in one engine call, and returns their answers in order.
-func (s *Service) storeBatches(ctx context.Context, batches []*ferryv1.PublishStreamRequest) []*ferryv1.PublishStreamResponse {
+func (s *Service) storeBatches(ctx context.Context, sp *spreader, batches []*ferryv1.PublishStreamRequest) []*ferryv1.PublishStreamResponse {
 	type group struct {
 		topic     string
 		partition *int32
@@ -135,12 +138,16 @@ func (s *Service) storeBatches(ctx context.Context, batches []*ferryv1.PublishSt
 	byKey := map[groupKey]*group{}
 	for i, b := range batches {
 		key := groupKey{topic: b.Topic}
-		if b.Partition != nil {
-			key.explicit, key.partition = true, *b.Partition
+		part := b.Partition
+		if part == nil {
+			part = sp.keyless(b)
+		}
+		if part != nil {
+			key.explicit, key.partition = true, *part
 		}
 		g := byKey[key]
 		if g == nil {
-			g = &group{topic: b.Topic, partition: b.Partition}
+			g = &group{topic: b.Topic, partition: part}
 			byKey[key] = g
 			groups = append(groups, g)
 		}
@@ -205,3 +212,53 @@ func errorMessage(err error) string {
 }
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+// spreader gives a publish stream's keyless batches their partitions, the
+// next partition for each batch, as separate Publish calls get: without it
+// the batches stored together would all land on one partition.
+type spreader struct {
+	s      *Service
+	topics map[string]*spread
+}
+
+type spread struct {
+	partitions int32
+	next       int32
+	checked    time.Time
+}
+
+// spreadRefresh is how often a stream rereads a topic's partition count,
+// so that partitions added later get batches too.
+const spreadRefresh = time.Second
+
+// keyless returns the partition for batch b when all its messages are
+// keyless, nil otherwise (keys pick partitions; or the topic is unknown,
+// which the engine then reports).
+func (sp *spreader) keyless(b *ferryv1.PublishStreamRequest) *int32 {
+	for _, m := range b.Messages {
+		if len(m.Key) > 0 {
+			return nil
+		}
+	}
+	t := sp.topics[b.Topic]
+	now := time.Now()
+	if t == nil || now.Sub(t.checked) > spreadRefresh {
+		info, err := sp.s.b.DescribeTopic(b.Topic)
+		if err != nil {
+			return nil
+		}
+		if t == nil {
+			// Streams start at a random partition, so that many short
+			// streams do not all load the first.
+			t = &spread{next: rand.Int32N(1 << 20)}
+			sp.topics[b.Topic] = t
+		}
+		t.partitions, t.checked = int32(len(info.Partitions)), now
+	}
+	if t.partitions == 0 {
+		return nil
+	}
+	p := t.next % t.partitions
+	t.next = p + 1
+	return &p
+}

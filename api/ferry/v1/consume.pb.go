@@ -626,7 +626,7 @@ type AckRequest struct {
 	Topic        string   `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
 	Subscription string   `protobuf:"bytes,3,opt,name=subscription,proto3" json:"subscription,omitempty"`
 	DeliveryIds  []string `protobuf:"bytes,4,rep,name=delivery_ids,json=deliveryIds,proto3" json:"delivery_ids,omitempty"`
-	// grant adds credit, as Grant does.
+	// grant adds credit, as Grant does, even when the acknowledgement fails.
 	Grant         int32 `protobuf:"varint,5,opt,name=grant,proto3" json:"grant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -740,8 +740,9 @@ type NackRequest struct {
 	Subscription string                 `protobuf:"bytes,3,opt,name=subscription,proto3" json:"subscription,omitempty"`
 	DeliveryIds  []string               `protobuf:"bytes,4,rep,name=delivery_ids,json=deliveryIds,proto3" json:"delivery_ids,omitempty"`
 	// delay before the messages are delivered again; at once when unset.
-	Delay         *durationpb.Duration `protobuf:"bytes,5,opt,name=delay,proto3" json:"delay,omitempty"`
-	Grant         int32                `protobuf:"varint,6,opt,name=grant,proto3" json:"grant,omitempty"`
+	Delay *durationpb.Duration `protobuf:"bytes,5,opt,name=delay,proto3" json:"delay,omitempty"`
+	// grant adds credit, as Grant does, even when the nack fails.
+	Grant         int32 `protobuf:"varint,6,opt,name=grant,proto3" json:"grant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -981,8 +982,9 @@ type CommitRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	ConsumerId string                 `protobuf:"bytes,1,opt,name=consumer_id,json=consumerId,proto3" json:"consumer_id,omitempty"`
 	// offsets maps partition to the next offset to consume.
-	Offsets       map[int32]int64 `protobuf:"bytes,2,rep,name=offsets,proto3" json:"offsets,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	Grant         int32           `protobuf:"varint,3,opt,name=grant,proto3" json:"grant,omitempty"`
+	Offsets map[int32]int64 `protobuf:"bytes,2,rep,name=offsets,proto3" json:"offsets,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// grant adds credit, as Grant does, even when the commit fails.
+	Grant         int32 `protobuf:"varint,3,opt,name=grant,proto3" json:"grant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

@@ -50,8 +50,10 @@ type PublishServiceClient interface {
 	// PublishStream is Publish for high throughput: the client sends batches
 	// without waiting and the server acknowledges each batch, by sequence
 	// number, once it is durable. Batches of one stream to the same topic
-	// (and partition) are stored in the order sent. A failed batch is
-	// answered with an error for that batch alone; the stream goes on.
+	// (and partition) are stored in the order sent. A batch of keyless
+	// messages goes to one partition, the stream's next batch to the next
+	// partition, as with Publish. A failed batch is answered with an error
+	// for that batch alone; the stream goes on.
 	// Needs HTTP/2 (gRPC, or Connect over h2c).
 	PublishStream(context.Context) *connect.BidiStreamForClient[v1.PublishStreamRequest, v1.PublishStreamResponse]
 }
@@ -108,8 +110,10 @@ type PublishServiceHandler interface {
 	// PublishStream is Publish for high throughput: the client sends batches
 	// without waiting and the server acknowledges each batch, by sequence
 	// number, once it is durable. Batches of one stream to the same topic
-	// (and partition) are stored in the order sent. A failed batch is
-	// answered with an error for that batch alone; the stream goes on.
+	// (and partition) are stored in the order sent. A batch of keyless
+	// messages goes to one partition, the stream's next batch to the next
+	// partition, as with Publish. A failed batch is answered with an error
+	// for that batch alone; the stream goes on.
 	// Needs HTTP/2 (gRPC, or Connect over h2c).
 	PublishStream(context.Context, *connect.BidiStream[v1.PublishStreamRequest, v1.PublishStreamResponse]) error
 }
