@@ -52,6 +52,17 @@ var rules = []rule{
 		why:    "front doors meet only in the engine, never in each other",
 	},
 	{
+		from:   []string{"client/..."},
+		forbid: []string{"engine/...", "storage/...", "protocol/...", "server/...", "metrics/...", "web/...", "cmd/..."},
+		why:    "the Go client is what users import: it speaks the native API (api/) and links no broker",
+	},
+	{
+		from:   []string{"api/..."},
+		forbid: []string{"..."},
+		allow:  []string{"api/..."},
+		why:    "the API's generated code stands alone, for any client to take",
+	},
+	{
 		from:    []string{"..."},
 		notFrom: []string{"metrics/...", "server/...", "cmd/...", "tests/..."},
 		forbid:  []string{"github.com/prometheus/..."},
