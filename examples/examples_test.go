@@ -3,6 +3,7 @@ package examples_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,11 +15,10 @@ import (
 )
 
 // The examples are built (with -race when the test is) and run as their
-// users would run them, against one broker on an ephemeral port.
+// users would run them, against a broker on an ephemeral port.
 
 func TestExamples(t *testing.T) {
 	addr := "http://" + startServer(t).Addr()
-	bin := t.TempDir()
 	cases := []struct {
 		name string
 		args []string
@@ -44,10 +44,9 @@ func TestExamples(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			exe := build(t, bin, tc.name)
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, exe, tc.args...)
+			cmd := exec.CommandContext(ctx, exe(tc.name), tc.args...)
 			cmd.Env = append(os.Environ(), tc.env...)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
@@ -64,10 +63,9 @@ func TestExamples(t *testing.T) {
 
 // TestUnreachable: no broker, a clear message and exit code 1.
 func TestUnreachable(t *testing.T) {
-	exe := build(t, t.TempDir(), "jobs")
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, exe, "-server", "http://127.0.0.1:1").CombinedOutput()
+	out, err := exec.CommandContext(ctx, exe("jobs"), "-server", "http://127.0.0.1:1").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("want exit code 1, got %v\n%s", err, out)
 	}
@@ -79,11 +77,10 @@ func TestUnreachable(t *testing.T) {
 // TestChatInteractive: bob listens, alice posts two lines from stdin.
 func TestChatInteractive(t *testing.T) {
 	addr := "http://" + startServer(t).Addr()
-	exe := build(t, t.TempDir(), "chat")
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 
-	bob := exec.CommandContext(ctx, exe, "-server", addr, "-user", "bob")
+	bob := exec.CommandContext(ctx, exe("chat"), "-server", addr, "-user", "bob")
 	bobIn, err := bob.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +98,7 @@ func TestChatInteractive(t *testing.T) {
 		t.Fatalf("bob did not join: %q %v", lines.Text(), lines.Err())
 	}
 
-	alice := exec.CommandContext(ctx, exe, "-server", addr, "-user", "alice")
+	alice := exec.CommandContext(ctx, exe("chat"), "-server", addr, "-user", "alice")
 	alice.Stdin = strings.NewReader("hello bob\n#random over here\n")
 	if out, err := alice.CombinedOutput(); err != nil {
 		t.Fatalf("alice: %v\n%s", err, out)
@@ -136,17 +133,33 @@ func startServer(t *testing.T) *server.Server {
 	return s
 }
 
-// build compiles examples/name into dir.
-func build(t *testing.T, dir, name string) string {
-	t.Helper()
-	exe := filepath.Join(dir, name)
-	args := []string{"build", "-o", exe}
+// bin holds the examples' executables, built once by TestMain.
+var bin string
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "ferry-examples-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	// One go build for the three programs, with -race when the test has it.
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	cmd := exec.CommandContext(t.Context(), "go", append(args, "./"+name)...)
+	cmd := exec.Command("go", append(args, "./jobs", "./chat", "./clicks")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./%s: %v\n%s", name, err, out)
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		return 1
 	}
-	return exe
+	bin = dir
+	return m.Run()
 }
+
+// exe is the path of an example's executable.
+func exe(name string) string { return filepath.Join(bin, name) }

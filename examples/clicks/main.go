@@ -203,8 +203,8 @@ func (m *member) count(ctx context.Context) {
 	}
 }
 
-// waitGroupSettled waits until every partition is owned and by members
-// distinct members.
+// waitGroupSettled waits until every partition has an owner and the
+// owners are the expected number of distinct members.
 func waitGroupSettled(ctx context.Context, c *client.Client, topic, group string, members int) error {
 	return poll(ctx, "the group to settle", func() (bool, error) {
 		sub, err := c.DescribeSubscription(ctx, topic, group)
