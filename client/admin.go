@@ -138,9 +138,11 @@ func (sc SubscriptionConfig) proto() *ferryv1.SubscriptionConfig {
 	}
 }
 
-// call runs a unary call unless the client is closed.
+// call runs a unary call unless the client is closed. Calls made while
+// Close runs still go through: the last commits of stream consumers, the
+// acks of handlers finishing their work.
 func call[Req, Res any](c *Client, ctx context.Context, f func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), req *Req) (*Res, error) {
-	if c.isClosed() {
+	if c.ctx.Err() != nil {
 		return nil, ErrClosed
 	}
 	resp, err := f(ctx, connect.NewRequest(req))

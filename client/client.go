@@ -191,12 +191,6 @@ func (c *Client) removeConsumer(k closer) {
 	c.mu.Unlock()
 }
 
-func (c *Client) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
-
 // newMessageID returns an id unique to this client: a random prefix and a
 // counter.
 func (c *Client) newMessageID() string {

@@ -340,6 +340,8 @@ func (s *StreamConsumer) autoCommit(interval time.Duration) {
 		case <-s.kick:
 		case <-s.stop:
 			return
+		case <-s.core.ended:
+			return
 		}
 		ctx, cancel := context.WithTimeout(s.core.ctx, max(interval, time.Second))
 		if err := s.CommitProcessed(ctx); err != nil && s.core.ctx.Err() == nil {

@@ -263,3 +263,41 @@ func TestSubscribeStream(t *testing.T) {
 		t.Fatalf("unknown subscription: %v", err)
 	}
 }
+
+func TestClientCloseCommits(t *testing.T) {
+	s, c := setup(t)
+	ctx := testCtx(t)
+	createTopic(t, c, "t", 1)
+	createSub(t, c, "t", "g", client.SubscriptionConfig{Kind: client.KindStream, StartAt: client.StartEarliest})
+	if _, err := c.Publish(ctx, "t", values(10, "v")...); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := c.ConsumeStream(ctx, "t", "g", client.WithAutoCommit(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if _, err := sc.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The tenth is processed once the loop asks for more.
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := sc.Next(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Next(ctx); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("Next after Client.Close: %v", err)
+	}
+	if _, err := c.ListTopics(ctx); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("call after Close: %v", err)
+	}
+	c2 := newClient(t, s)
+	if got := committed(t, c2, "t", "g"); got != 10 {
+		t.Fatalf("committed %d after Client.Close, want 10", got)
+	}
+}
