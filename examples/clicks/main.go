@@ -105,17 +105,22 @@ func run(ctx context.Context, server string, n int, partitions int32, counters i
 		wg.Go(func() { m.count(cctx) })
 	}
 
-	// Produce: batches of 100 clicks; the key (user id) picks the
-	// partition with Kafka's murmur2 partitioner.
+	// Produce asynchronously: PublishAsync queues a click and returns at
+	// once; the client sends the queued clicks in batches. The key (user
+	// id) picks the partition with Kafka's murmur2 partitioner. Flush
+	// waits until every click is acknowledged; each Future has its outcome.
 	rng := rand.New(rand.NewPCG(1, 2)) // the same clicks every run
-	for sent := 0; sent < n; {
-		batch := make([]client.Message, 0, 100)
-		for ; sent < n && len(batch) < cap(batch); sent++ {
-			ev := click{User: fmt.Sprintf("user-%d", rng.IntN(40)), Page: pages[rng.IntN(len(pages))], At: time.Now()}
-			value, _ := json.Marshal(ev)
-			batch = append(batch, client.Message{Key: []byte(ev.User), Value: value})
-		}
-		if _, err := c.Publish(ctx, topic, batch...); err != nil {
+	futures := make([]*client.Future, n)
+	for i := range futures {
+		ev := click{User: fmt.Sprintf("user-%d", rng.IntN(40)), Page: pages[rng.IntN(len(pages))], At: time.Now()}
+		value, _ := json.Marshal(ev)
+		futures[i] = c.PublishAsync(ctx, topic, client.Message{Key: []byte(ev.User), Value: value})
+	}
+	if err := c.Flush(ctx); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	for _, f := range futures {
+		if _, err := f.Wait(ctx); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
 	}
