@@ -96,6 +96,7 @@ type QueueConsumer struct {
 	topic string
 	sub   string
 	once  sync.Once
+	acks  acker // SubscribeQueue's
 }
 
 // ConsumeQueue attaches a consumer to the queue subscription sub of topic
@@ -116,6 +117,7 @@ func (c *Client) ConsumeQueue(ctx context.Context, topic, sub string, opts ...Su
 		return nil, err
 	}
 	q := &QueueConsumer{c: c, topic: topic, sub: sub}
+	q.acks.c = c
 	q.core, err = startCore(ctx, c, "queue "+topic+"/"+sub, sc.credit, false, q.dial)
 	if err != nil {
 		return nil, err
@@ -241,6 +243,7 @@ func (q *QueueConsumer) Ack(ctx context.Context, ds ...*Delivery) error {
 // acknowledge. Next then returns ErrClosed.
 func (q *QueueConsumer) Close() error {
 	q.once.Do(func() {
+		q.acks.wait()
 		q.core.close()
 		q.c.removeConsumer(q)
 	})
@@ -252,7 +255,9 @@ func (q *QueueConsumer) Close() error {
 // (it then returns nil), the Client is closed (ErrClosed) or the consumer
 // fails for good (that error). A delivery is acked when the handler
 // returns nil and nacked (WithNackDelay) when it returns an error, unless
-// the handler settled it itself. See ConsumeQueue for reconnection.
+// the handler settled it itself. Acks are sent in the background, many
+// deliveries per call under load; SubscribeQueue returns once they are
+// sent. See ConsumeQueue for reconnection.
 func (c *Client) SubscribeQueue(ctx context.Context, topic, sub string, handler func(context.Context, *Delivery) error, opts ...SubscribeOption) error {
 	sc, err := c.subscribeConfig(opts)
 	if err != nil {
@@ -266,7 +271,8 @@ func (c *Client) SubscribeQueue(ctx context.Context, topic, sub string, handler 
 		return err
 	}
 	defer q.Close()
-	return runWorkers(sc.concurrency, func() error {
+	acks := &q.acks
+	err = runWorkers(sc.concurrency, func() error {
 		for {
 			d, err := q.Next(ctx)
 			if err != nil {
@@ -279,19 +285,79 @@ func (c *Client) SubscribeQueue(ctx context.Context, topic, sub string, handler 
 			if d.settled.Load() {
 				continue
 			}
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 			if herr == nil {
-				err = d.Ack(sctx)
-			} else {
-				err = d.Nack(sctx, sc.nackDelay)
+				acks.add(d)
+				continue
 			}
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+			err = d.Nack(sctx, sc.nackDelay)
 			cancel()
 			if err != nil {
-				c.log.Debug("ferry client: settling a delivery failed", "topic", topic, "subscription", sub,
+				c.log.Debug("ferry client: nack failed", "topic", topic, "subscription", sub,
 					"delivery", d.ID, "handler_err", herr, "err", err)
 			}
 		}
 	})
+	acks.wait()
+	return err
+}
+
+// acker acknowledges the deliveries SubscribeQueue's handlers finished,
+// in batches: one Ack call at a time per consumer, carrying every delivery
+// finished while the previous call was under way. The first ack of a quiet
+// spell goes at once; under load a call acknowledges many deliveries.
+type acker struct {
+	c       *Client
+	mu      sync.Mutex
+	pending map[*attachment][]string
+	idle    chan struct{} // nil while idle; closed when the sender stops
+}
+
+func (a *acker) add(d *Delivery) {
+	d.settled.Store(true)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pending == nil {
+		a.pending = map[*attachment][]string{}
+	}
+	a.pending[d.att] = append(a.pending[d.att], d.ID)
+	if a.idle == nil {
+		a.idle = make(chan struct{})
+		go a.run(a.idle)
+	}
+}
+
+func (a *acker) run(idle chan struct{}) {
+	defer close(idle)
+	for {
+		a.mu.Lock()
+		batch := a.pending
+		a.pending = nil
+		if len(batch) == 0 {
+			a.idle = nil
+			a.mu.Unlock()
+			return
+		}
+		a.mu.Unlock()
+		for att, ids := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+			if err := a.c.ack(ctx, att, ids); err != nil {
+				a.c.log.Debug("ferry client: ack failed", "deliveries", len(ids), "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// wait returns once every delivery added so far is acknowledged (or
+// failed to be).
+func (a *acker) wait() {
+	a.mu.Lock()
+	idle := a.idle
+	a.mu.Unlock()
+	if idle != nil {
+		<-idle
+	}
 }
 
 // runWorkers runs n copies of work and returns the first error.
