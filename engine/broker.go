@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,7 +36,16 @@ type Broker struct {
 	ephMu      sync.RWMutex
 	ephemerals map[*Ephemeral]struct{}
 
-	lock io.Closer // the data folder's LOCK file
+	lock     io.Closer // the data folder's LOCK file
+	lockPath string
+	// lost holds the ErrDataFolderGone error once the data folder is found
+	// deleted, moved or replaced (checkFolder): every call fails with it.
+	lost         atomic.Pointer[error]
+	watchMu      sync.Mutex // guards watch and watchStopped
+	watch        clock.Timer
+	watchStopped bool
+	// stray lists the topic folders Open kept though nothing explained them.
+	stray []string
 
 	retention clock.Timer
 	retMu     sync.Mutex // serialises retention runs and their rescheduling
@@ -53,7 +62,8 @@ func Open(opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("open data folder: %w", err)
 	}
 	// One broker per data folder: a second one would interleave writes.
-	lock, err := opts.FS.Lock(filepath.Join(opts.Dir, "LOCK"))
+	lockPath := filepath.Join(opts.Dir, "LOCK")
+	lock, err := opts.FS.Lock(lockPath)
 	if err != nil {
 		return nil, fmt.Errorf("open data folder %s: %w", opts.Dir, err)
 	}
@@ -62,7 +72,7 @@ func Open(opts Options) (*Broker, error) {
 		lock.Close()
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
-	b := &Broker{opts: opts, hooks: newHooks(opts.Hooks), meta: m, topics: map[string]*topic{}, ephemerals: map[*Ephemeral]struct{}{}, lock: lock}
+	b := &Broker{opts: opts, hooks: newHooks(opts.Hooks), meta: m, topics: map[string]*topic{}, ephemerals: map[*Ephemeral]struct{}{}, lock: lock, lockPath: lockPath}
 	if err := b.loadTopics(); err != nil {
 		b.closeTopics()
 		m.Close()
@@ -70,11 +80,13 @@ func Open(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.scheduleRetention()
+	b.scheduleFolderCheck()
 	return b, nil
 }
 
-// loadTopics opens every topic in the catalogue and removes topic folders the
-// catalogue no longer names (a delete interrupted by a crash).
+// loadTopics opens every topic in the catalogue, removes the topic folders
+// known to be deleted (a create or delete interrupted by a crash) and keeps,
+// reporting them, folders nothing explains (see sweepTopicFolders).
 func (b *Broker) loadTopics() error {
 	recs, err := scanCatalogue[topicRecord](b.meta, topicPrefix)
 	if err != nil {
@@ -101,19 +113,7 @@ func (b *Broker) loadTopics() error {
 			t.setWorkFloor(p)
 		}
 	}
-	entries, err := b.opts.FS.ReadDir(filepath.Join(b.opts.Dir, "topics"))
-	if err != nil {
-		return fmt.Errorf("list topics folder: %w", err)
-	}
-	for _, e := range entries {
-		if !keep[e.Name()] {
-			b.opts.Logger.Info("removing folder of a deleted topic", "folder", e.Name())
-			if err := b.opts.FS.RemoveAll(filepath.Join(b.opts.Dir, "topics", e.Name())); err != nil {
-				b.opts.Logger.Warn("cannot remove folder of a deleted topic", "folder", e.Name(), "err", err)
-			}
-		}
-	}
-	return nil
+	return b.sweepTopicFolders(keep)
 }
 
 // scanCatalogue decodes the JSON catalogue entries under prefix.
@@ -157,6 +157,7 @@ func (b *Broker) Close() error {
 		b.retention.Stop()
 	}
 	b.retMu.Unlock()
+	b.stopFolderCheck()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -189,6 +190,9 @@ func (b *Broker) topic(name string) (*topic, error) {
 	if b.closed {
 		return nil, ErrClosed
 	}
+	if e := b.lost.Load(); e != nil {
+		return nil, *e
+	}
 	t, ok := b.topics[name]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownTopic, name)
@@ -213,22 +217,35 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg TopicConfig) 
 	if b.closed {
 		return TopicInfo{}, ErrClosed
 	}
+	if err := b.checkFolder(); err != nil {
+		return TopicInfo{}, err
+	}
 	if _, ok := b.topics[name]; ok {
 		return TopicInfo{}, fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
 	rec := topicRecord{Name: name, ID: newTopicID(), Created: b.opts.Clock.Now().UTC(), Config: cfg}
 	t := &topic{rec: rec, dir: b.topicDir(rec), dedup: newDedup(cfg.DedupWindow), subs: map[string]*queueSub{}, streams: map[string]*streamSub{}}
+	// The drop key goes first, so a crash before the catalogue names the
+	// folder leaves a folder the next Open knows it may remove. Written is
+	// enough: were it lost with a folder that was not, that folder would
+	// be kept and reported, never a catalogued topic's removed.
+	var mb meta.Batch
+	mb.Put(dropKey(filepath.Base(t.dir)), dropCreating)
+	if err := b.apply(&mb, meta.Written); err != nil {
+		return TopicInfo{}, fmt.Errorf("create topic %q: %w", name, mapStorageErr(err))
+	}
 	parts, err := b.openPartitions(t, 0, cfg.Partitions)
 	if err != nil {
-		b.opts.FS.RemoveAll(t.dir)
+		b.removeTopicFolder(name, t.dir)
 		return TopicInfo{}, mapStorageErr(err)
 	}
 	t.parts = parts
-	var mb meta.Batch
+	mb.Reset()
 	mb.Put(topicKey(name), rec.encode())
-	if err := b.meta.Apply(&mb, meta.Synced); err != nil {
+	mb.Delete(dropKey(filepath.Base(t.dir)))
+	if err := b.apply(&mb, meta.Synced); err != nil {
 		t.close()
-		b.opts.FS.RemoveAll(t.dir)
+		b.removeTopicFolder(name, t.dir)
 		return TopicInfo{}, fmt.Errorf("create topic %q: %w", name, mapStorageErr(err))
 	}
 	b.topics[name] = t
@@ -254,6 +271,9 @@ func (b *Broker) ListTopics() ([]TopicInfo, error) {
 	defer b.mu.RUnlock()
 	if b.closed {
 		return nil, ErrClosed
+	}
+	if e := b.lost.Load(); e != nil {
+		return nil, *e
 	}
 	names := make([]string, 0, len(b.topics))
 	for n := range b.topics {
@@ -284,6 +304,9 @@ func (b *Broker) AlterTopic(ctx context.Context, name string, ch TopicChange) (T
 	if err != nil {
 		return TopicInfo{}, err
 	}
+	if err := b.checkFolder(); err != nil {
+		return TopicInfo{}, err
+	}
 	cfg := t.rec.Config
 	if ch.Retention != nil {
 		cfg.Retention = *ch.Retention
@@ -304,7 +327,7 @@ func (b *Broker) AlterTopic(ctx context.Context, name string, ch TopicChange) (T
 	rec.Config = cfg
 	var mb meta.Batch
 	mb.Put(topicKey(name), rec.encode())
-	if err := b.meta.Apply(&mb, meta.Synced); err != nil {
+	if err := b.apply(&mb, meta.Synced); err != nil {
 		return TopicInfo{}, fmt.Errorf("alter topic %q: %w", name, mapStorageErr(err))
 	}
 	t.close()
@@ -332,6 +355,9 @@ func (b *Broker) AddPartitions(ctx context.Context, name string, n int) (TopicIn
 	if err != nil {
 		return TopicInfo{}, err
 	}
+	if err := b.checkFolder(); err != nil {
+		return TopicInfo{}, err
+	}
 	have := len(t.parts)
 	if n <= have || n > maxPartitions {
 		return TopicInfo{}, fmt.Errorf("%w: topic %q has %d partitions; the new count must be more, at most %d", ErrInvalidConfig, name, have, maxPartitions)
@@ -344,7 +370,7 @@ func (b *Broker) AddPartitions(ctx context.Context, name string, n int) (TopicIn
 	rec.Config.Partitions = n
 	var mb meta.Batch
 	mb.Put(topicKey(name), rec.encode())
-	if err := b.meta.Apply(&mb, meta.Synced); err != nil {
+	if err := b.apply(&mb, meta.Synced); err != nil {
 		for _, l := range parts {
 			l.Close()
 		}
@@ -376,11 +402,17 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if err := b.checkFolder(); err != nil {
+		return err
+	}
+	// The drop key, in the batch that takes the topic out of the catalogue,
+	// lets the next Open finish removing the folder if this call cannot.
 	var mb meta.Batch
 	mb.Delete(topicKey(name))
 	mb.DeletePrefix(subPrefix(name))
 	mb.DeletePrefix(statePrefix(name))
-	if err := b.meta.Apply(&mb, meta.Synced); err != nil {
+	mb.Put(dropKey(filepath.Base(t.dir)), dropDeleted)
+	if err := b.apply(&mb, meta.Synced); err != nil {
 		return fmt.Errorf("delete topic %q: %w", name, mapStorageErr(err))
 	}
 	delete(b.topics, name)
@@ -391,10 +423,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 		s.shutdown()
 	}
 	t.close()
-	if err := b.opts.FS.RemoveAll(t.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		// The catalogue no longer names it: the next Open removes the folder.
-		b.opts.Logger.Warn("topic deleted, folder not removed yet", "topic", name, "err", err)
-	}
+	b.removeTopicFolder(name, t.dir)
 	b.opts.Logger.Info("topic deleted", "topic", name)
 	return nil
 }
@@ -406,6 +435,10 @@ func (b *Broker) EnforceRetention() error {
 	defer b.mu.RUnlock()
 	if b.closed {
 		return ErrClosed
+	}
+	// Segments are deleted by name: not in a folder that is not ours.
+	if err := b.checkFolder(); err != nil {
+		return err
 	}
 	var errs []error
 	for name, t := range b.topics {
@@ -427,7 +460,7 @@ func (b *Broker) scheduleRetention() {
 	b.retMu.Lock()
 	defer b.retMu.Unlock()
 	b.retention = b.opts.Clock.AfterFunc(b.opts.RetentionInterval, func() {
-		if err := b.EnforceRetention(); errors.Is(err, ErrClosed) {
+		if err := b.EnforceRetention(); errors.Is(err, ErrClosed) || errors.Is(err, ErrDataFolderGone) {
 			return
 		} else if err != nil {
 			b.opts.Logger.Warn("retention failed", "err", err)

@@ -1,12 +1,16 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,22 +139,128 @@ func TestTopicLifecycle(t *testing.T) {
 	}
 }
 
-func TestOrphanTopicFolderRemovedOnOpen(t *testing.T) {
+// A topic folder that neither the catalogue nor a drop key explains is kept
+// and reported, never removed: it may be the only copy of a topic whose
+// metadata was lost.
+func TestStrayTopicFolderKeptOnOpen(t *testing.T) {
 	dir := t.TempDir()
 	b := openBroker(t, dir, Options{})
 	createTopic(t, b, "keep", TopicConfig{})
 	b.Close()
-	orphan := filepath.Join(dir, "topics", "gone~0123456789abcdef", "0")
-	if err := os.MkdirAll(orphan, 0o755); err != nil {
+	stray := filepath.Join(dir, "topics", "gone~0123456789abcdef", "0")
+	if err := os.MkdirAll(stray, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	b = openBroker(t, dir, Options{})
-	if _, err := os.Stat(filepath.Dir(orphan)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("orphan folder kept: %v", err)
+	if err := os.WriteFile(filepath.Join(stray, "00000000000000000000.log"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	b = openBroker(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if _, err := os.Stat(filepath.Join(stray, "00000000000000000000.log")); err != nil {
+		t.Fatalf("stray folder removed: %v", err)
+	}
+	if got := b.StrayTopicFolders(); len(got) != 1 || got[0] != "gone~0123456789abcdef" {
+		t.Fatalf("stray folders %v", got)
+	}
+	if out := logs.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "gone~0123456789abcdef") || !strings.Contains(out, "KEPT") {
+		t.Fatalf("no loud report of the stray folder:\n%s", out)
 	}
 	if _, err := b.DescribeTopic("keep"); err != nil {
 		t.Fatal(err)
 	}
+	// Still there, and still reported, at the next open.
+	b.Close()
+	b = openBroker(t, dir, Options{})
+	if got := b.StrayTopicFolders(); len(got) != 1 {
+		t.Fatalf("stray folders after a second open %v", got)
+	}
+}
+
+// dropKeys lists the broker's drop keys (topic folders that may be removed).
+func dropKeys(b *Broker) []string {
+	var keys []string
+	b.meta.Scan(dropPrefix, func(key string, _ []byte) bool {
+		keys = append(keys, key)
+		return true
+	})
+	return keys
+}
+
+// A delete whose folder removal failed (or was cut by a crash) is finished
+// by the next open: the drop key written with the catalogue change says so.
+func TestInterruptedDeleteFinishedOnOpen(t *testing.T) {
+	dir := t.TempDir()
+	fs := vfs.NewFaulty(vfs.Default)
+	b := openBroker(t, dir, Options{FS: fs})
+	createTopic(t, b, "doomed", TopicConfig{Partitions: 2})
+	publish(t, b, "doomed", Message{Value: []byte("v")})
+	createTopic(t, b, "kept", TopicConfig{})
+	if keys := dropKeys(b); len(keys) != 0 {
+		t.Fatalf("drop keys after creates: %v", keys)
+	}
+	fs.Add(vfs.Rule{Op: vfs.OpRemove, PathContains: "doomed~", Err: syscall.EIO, Count: 1})
+	if err := b.DeleteTopic(bg, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "topics", "doomed~*"))
+	if len(left) != 1 {
+		t.Fatalf("the injected failure did not keep the folder: %v", left)
+	}
+	if keys := dropKeys(b); len(keys) != 1 || keys[0] != dropKey(filepath.Base(left[0])) {
+		t.Fatalf("drop keys after the interrupted delete: %v", keys)
+	}
+	b.Close()
+
+	b = openBroker(t, dir, Options{})
+	if _, err := os.Stat(left[0]); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("deleted topic's folder kept: %v", err)
+	}
+	if keys := dropKeys(b); len(keys) != 0 {
+		t.Fatalf("drop keys after open: %v", keys)
+	}
+	if s := b.StrayTopicFolders(); len(s) != 0 {
+		t.Fatalf("stray folders: %v", s)
+	}
+	if _, err := b.DescribeTopic("kept"); err != nil {
+		t.Fatal(err)
+	}
+	// A completed delete leaves no key behind.
+	if err := b.DeleteTopic(bg, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	if keys := dropKeys(b); len(keys) != 0 {
+		t.Fatalf("drop keys after a delete: %v", keys)
+	}
+}
+
+// A create that failed after making the topic's folder, and could not remove
+// it, leaves a folder the next open removes.
+func TestInterruptedCreateFinishedOnOpen(t *testing.T) {
+	dir := t.TempDir()
+	fs := vfs.NewFaulty(vfs.Default)
+	b := openBroker(t, dir, Options{FS: fs})
+	fs.Add(vfs.Rule{Op: vfs.OpOpen, PathContains: "/1/00000000000000000000.log", Err: syscall.EIO, Count: 1})
+	fs.Add(vfs.Rule{Op: vfs.OpRemove, PathContains: "new~", Err: syscall.EIO, Count: 1})
+	if _, err := b.CreateTopic(bg, "new", TopicConfig{Partitions: 2}); err == nil {
+		t.Fatal("create succeeded despite the injected failure")
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "topics", "new~*"))
+	if len(left) != 1 {
+		t.Fatalf("the injected failure did not keep the folder: %v", left)
+	}
+	if keys := dropKeys(b); len(keys) != 1 || keys[0] != dropKey(filepath.Base(left[0])) {
+		t.Fatalf("drop keys after the failed create: %v", keys)
+	}
+	b.Close()
+
+	b = openBroker(t, dir, Options{})
+	if _, err := os.Stat(left[0]); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("folder of the failed create kept: %v", err)
+	}
+	if keys := dropKeys(b); len(keys) != 0 {
+		t.Fatalf("drop keys after open: %v", keys)
+	}
+	createTopic(t, b, "new", TopicConfig{Partitions: 2})
 }
 
 func TestPublishPartitioning(t *testing.T) {
@@ -382,4 +492,22 @@ func TestOneBrokerPerDataFolder(t *testing.T) {
 		t.Fatalf("reopen after close: %v", err)
 	}
 	b2.Close()
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

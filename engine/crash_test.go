@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,7 +86,7 @@ func TestQueueCrash(t *testing.T) {
 	rounds := 0
 	for ; len(acked) < total && rounds < 15 && time.Now().Before(deadline); rounds++ {
 		round := rounds
-		for _, line := range runChild(t, crashChildEnv, "^TestQueueCrashChild$", dir, time.Duration(5+rng.IntN(60))*time.Millisecond) {
+		for _, line := range runChild(t, crashChildEnv, "^TestQueueCrashChild$", dir, time.Duration(10+rng.IntN(150))*time.Millisecond) {
 			v := strings.TrimPrefix(line, "ack ")
 			if acked[v] {
 				t.Fatalf("round %d: %s acknowledged twice: delivered again after its ack", round, v)
@@ -257,6 +258,74 @@ func TestStreamCrash(t *testing.T) {
 			}
 		}
 		m.Leave()
+		b.Close()
+	}
+}
+
+const churnChildEnv = "FERRY_ENGINE_CHURN_CHILD_DIR"
+
+// TestTopicChurnCrashChild creates and deletes topics without end.
+func TestTopicChurnCrashChild(t *testing.T) {
+	dir := os.Getenv(churnChildEnv)
+	if dir == "" {
+		t.Skip("run by TestTopicChurnCrash")
+	}
+	b, err := Open(Options{Dir: dir})
+	if err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(3)
+	}
+	fmt.Println("ready")
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("c%d-%d", time.Now().UnixNano(), i)
+		if _, err := b.CreateTopic(context.Background(), name, TopicConfig{Partitions: 3}); err != nil {
+			fmt.Printf("error %v\n", err)
+			os.Exit(3)
+		}
+		if _, err := b.Publish(context.Background(), name, Message{Value: []byte("v")}); err != nil {
+			fmt.Printf("error %v\n", err)
+			os.Exit(3)
+		}
+		if i%2 == 0 {
+			if err := b.DeleteTopic(context.Background(), name); err != nil {
+				fmt.Printf("error %v\n", err)
+				os.Exit(3)
+			}
+		}
+	}
+}
+
+// TestTopicChurnCrash kills a child that creates and deletes topics at random
+// moments: after each restart every folder is explained (a catalogued topic,
+// or one a create or delete left behind, which Open removes), so none is
+// reported stray, and the folders are exactly the catalogued topics'.
+func TestTopicChurnCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
+	for round := 0; round < 8; round++ {
+		runChild(t, churnChildEnv, "^TestTopicChurnCrashChild$", dir, time.Duration(10+rng.IntN(150))*time.Millisecond)
+		b, err := Open(Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := b.StrayTopicFolders(); len(s) != 0 {
+			t.Fatalf("round %d: stray folders %v", round, s)
+		}
+		if keys := dropKeys(b); len(keys) != 0 {
+			t.Fatalf("round %d: drop keys left after open: %v", round, keys)
+		}
+		list, err := b.ListTopics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries, _ := os.ReadDir(filepath.Join(dir, "topics"))
+		if len(entries) != len(list) {
+			t.Fatalf("round %d: %d topic folders, %d topics", round, len(entries), len(list))
+		}
+		t.Logf("round %d: %d topics", round, len(list))
 		b.Close()
 	}
 }

@@ -12,6 +12,17 @@
 // A topic's folder carries a random id, so a topic deleted and created again
 // under the same name never meets its predecessor's files.
 //
+// A topic folder is removed only when the metadata store says it may be (a
+// drop key, d/NAME~ID, written before a create makes the folder and in the
+// batch of a delete): Open finishes an interrupted create or delete, and
+// keeps any folder that neither the catalogue nor a drop key explains,
+// logging it as an error (Broker.StrayTopicFolders lists them).
+//
+// The broker checks that DIR/LOCK is still the file it locked (every
+// FolderCheckInterval and before each catalogue change): once the folder is
+// deleted, moved or replaced under it, every call fails with
+// ErrDataFolderGone.
+//
 // # Messages on disk
 //
 // A message is a record of the partition log. Its key, value, headers and

@@ -41,4 +41,9 @@ var (
 	ErrDiskFull = errors.New("disk full")
 	// ErrOffsetOutOfRange: a read asked for an offset that is not stored.
 	ErrOffsetOutOfRange = errors.New("offset out of range")
+	// ErrDataFolderGone: the data folder was deleted, moved or replaced
+	// while the broker ran. Its open files belong to the old folder, and
+	// whatever it created by name would land in the new one, so it stops
+	// serving: every call fails with this error until it is restarted.
+	ErrDataFolderGone = errors.New("data folder deleted, moved or replaced while the broker ran")
 )

@@ -27,6 +27,11 @@ type Options struct {
 	DefaultFsync string
 	// RetentionInterval is how often retention runs. Default 1 minute.
 	RetentionInterval time.Duration
+	// FolderCheckInterval is how often the broker checks that its data
+	// folder is still the one it opened (see ErrDataFolderGone); changes to
+	// the catalogue check it too. Default 1 second; negative turns the
+	// periodic check off.
+	FolderCheckInterval time.Duration
 }
 
 // EnsureDefaults fills unset fields and returns o.
@@ -45,6 +50,9 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.RetentionInterval == 0 {
 		o.RetentionInterval = time.Minute
+	}
+	if o.FolderCheckInterval == 0 {
+		o.FolderCheckInterval = time.Second
 	}
 	return o
 }

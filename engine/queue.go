@@ -309,7 +309,7 @@ func (q *queueSub) collect(m *QueueMember, room int, now time.Time) ([]Delivery,
 			mb.Put(cursorKey(q.rec.Topic, q.rec.Name, qp.p), encodeOffset(qp.next))
 		}
 	}
-	if err := q.b.meta.Apply(&mb, meta.Written); err != nil {
+	if err := q.b.apply(&mb, meta.Written); err != nil {
 		// Not recorded: take them back; they are delivered later.
 		for _, d := range out {
 			qp := q.parts[d.Message.Partition]
@@ -528,7 +528,7 @@ func (q *queueSub) skipTo(qp *qpart, start int64) error {
 	qp.floor = start
 	qp.floorPub.Store(start)
 	mb.Put(floorKey(q.rec.Topic, q.rec.Name, qp.p), encodeOffset(start))
-	if err := q.b.meta.Apply(&mb, meta.Written); err != nil {
+	if err := q.b.apply(&mb, meta.Written); err != nil {
 		return fmt.Errorf("record skipped messages: %w", mapStorageErr(err))
 	}
 	return nil

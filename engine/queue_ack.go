@@ -97,7 +97,7 @@ func (q *queueSub) settle(list []settled) error {
 	for qp := range moved {
 		mb.Put(floorKey(q.rec.Topic, q.rec.Name, qp.p), encodeOffset(qp.floor))
 	}
-	if err := q.b.meta.Apply(&mb, meta.Written); err != nil {
+	if err := q.b.apply(&mb, meta.Written); err != nil {
 		return fmt.Errorf("record acks: %w", mapStorageErr(err))
 	}
 	if q.t.rec.Config.Retention.Work {

@@ -3,11 +3,17 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrymq/ferry/internal/clock"
+	"github.com/ferrymq/ferry/internal/crashtest"
 	"github.com/ferrymq/ferry/storage/vfs"
 )
 
@@ -286,4 +292,270 @@ func TestRegressionReadDuringAlterTopic(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("long-poll read during AlterTopic: %v", err)
 	}
+}
+
+// The incident of the lost catalogue: a broker ran on a data folder that was
+// deleted (rm -rf) under it; a second broker started on the same path (its
+// LOCK is a new file, so the lock did not stop it) and exited at once (its
+// listener could not bind the port the first one held). The first broker
+// went on serving: its CreateTopic wrote the catalogue entry to its change
+// log, a file no longer in any folder, and made the topic's folder by name in
+// the new tree. The next broker found a 0-byte change log, an empty
+// catalogue, and removed the topic's folder, messages and all, as the
+// leftover of a delete. Now the first broker notices its folder is gone and
+// stops serving, and a folder nothing explains is never removed.
+func TestRegressionDataFolderReplacedUnderRunningBroker(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	var logs syncBuffer
+	old, err := Open(Options{Dir: dir, Clock: clk, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	createTopic(t, old, "orders", TopicConfig{})
+	publish(t, old, "orders", Message{Value: []byte("before")})
+
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("a broker on the new folder of that name: %v", err)
+	}
+	fresh.Close()
+
+	// Catalogue changes check the folder at once.
+	if _, err := old.CreateTopic(bg, "jobs", TopicConfig{Partitions: 4}); !errors.Is(err, ErrDataFolderGone) {
+		t.Fatalf("create topic on a broker whose folder is gone: %v", err)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("no error logged:\n%s", logs.String())
+	}
+	if _, err := old.Publish(bg, "orders", Message{Value: []byte("after")}); !errors.Is(err, ErrDataFolderGone) {
+		t.Fatalf("publish on a broker whose folder is gone: %v", err)
+	}
+	if err := old.Close(); err != nil && !errors.Is(err, ErrDataFolderGone) {
+		t.Logf("close: %v", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "topics", "*")); len(m) != 0 {
+		t.Fatalf("the old broker made topic folders in the new data folder: %v", m)
+	}
+}
+
+// The periodic check stops a broker whose folder went while nothing changed
+// the catalogue: publishes fail from then on.
+func TestRegressionDataFolderGonePeriodicCheck(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	b, err := Open(Options{Dir: dir, Clock: clk, FolderCheckInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	createTopic(t, b, "orders", TopicConfig{})
+	if _, err := b.CreateSubscription(bg, "orders", "work", SubscriptionConfig{Kind: KindQueue}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.JoinQueue("orders", "work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(3 * time.Second) // checks that find nothing wrong
+	publish(t, b, "orders", Message{Value: []byte("v")}, Message{Value: []byte("w")})
+	ds, err := m.Receive(bg, 2)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("receive: %v %v", ds, err)
+	}
+	if err := m.Ack(ds[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dir, dir+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	if _, err := b.Publish(bg, "orders", Message{Value: []byte("v")}); !errors.Is(err, ErrDataFolderGone) {
+		t.Fatalf("publish after the folder moved: %v", err)
+	}
+	// An ack is not confirmed either: the change log is not where the next
+	// broker on this path will look.
+	if err := m.Ack(ds[1].ID); !errors.Is(err, ErrDataFolderGone) {
+		t.Fatalf("ack after the folder moved: %v", err)
+	}
+	if err := b.EnforceRetention(); !errors.Is(err, ErrDataFolderGone) {
+		t.Fatalf("retention after the folder moved: %v", err)
+	}
+	if _, err := b.ListTopics(); !errors.Is(err, ErrDataFolderGone) {
+		t.Fatalf("list after the folder moved: %v", err)
+	}
+}
+
+// A data folder whose metadata is lost (or replaced by an empty store) keeps
+// every topic folder: before, Open removed them all as leftovers of deletes.
+func TestRegressionLostCatalogueKeepsTopicData(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTopic(t, b, "jobs", TopicConfig{Partitions: 4})
+	for i := 0; i < 8; i++ {
+		publish(t, b, "jobs", Message{Value: []byte(fmt.Sprint(i))})
+	}
+	b.Close()
+	folders, _ := filepath.Glob(filepath.Join(dir, "topics", "jobs~*"))
+	if len(folders) != 1 {
+		t.Fatalf("topic folders %v", folders)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "meta")); err != nil {
+		t.Fatal(err)
+	}
+	b, err = Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if got := b.StrayTopicFolders(); len(got) != 1 || got[0] != filepath.Base(folders[0]) {
+		t.Fatalf("stray folders %v", got)
+	}
+	var bytes int64
+	for p := 0; p < 4; p++ {
+		fi, err := os.Stat(filepath.Join(folders[0], fmt.Sprint(p), "00000000000000000000.log"))
+		if err != nil {
+			t.Fatalf("partition %d removed: %v", p, err)
+		}
+		bytes += fi.Size()
+	}
+	if bytes == 0 {
+		t.Fatal("the kept folder lost its messages")
+	}
+}
+
+const lockChildEnv = "FERRY_ENGINE_LOCK_CHILD_DIR"
+
+// TestRegressionLockChild opens the broker, creates a topic (a synced
+// catalogue change), says so, and then either waits to be killed or, with
+// FERRY_ENGINE_LOCK_CHILD_CLOSE set, closes the broker (to be killed in the
+// middle of that).
+func TestRegressionLockChild(t *testing.T) {
+	dir := os.Getenv(lockChildEnv)
+	if dir == "" {
+		t.Skip("run by TestRegressionSecondProcess")
+	}
+	b, err := Open(Options{Dir: dir})
+	if err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(3)
+	}
+	name := fmt.Sprintf("t%d", time.Now().UnixNano())
+	if _, err := b.CreateTopic(bg, name, TopicConfig{Partitions: 4}); err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(3)
+	}
+	if _, err := b.CreateSubscription(bg, name, "q", SubscriptionConfig{Kind: KindQueue}); err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(3)
+	}
+	fmt.Printf("created %s\n", name)
+	if os.Getenv("FERRY_ENGINE_LOCK_CHILD_CLOSE") != "" {
+		b.Close()
+		fmt.Println("closed")
+	}
+	time.Sleep(time.Minute)
+}
+
+// The LOCK keeps a second process off the folder while the first runs, and
+// a kill -9 of the first right after a catalogue change, or in the middle of
+// its Close, loses nothing.
+func TestRegressionSecondProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	dir := t.TempDir()
+	var created []string
+	for round := 0; round < 6; round++ {
+		env := []string{lockChildEnv + "=" + dir}
+		closing := round%2 == 1
+		if closing {
+			env = append(env, "FERRY_ENGINE_LOCK_CHILD_CLOSE=1")
+		}
+		child := crashtest.Child{Run: "^TestRegressionLockChild$", Env: env}
+		var lockErr error
+		lines := child.RunAndKill(t, func(line string) bool {
+			if !strings.HasPrefix(line, "created ") {
+				return false
+			}
+			if !closing {
+				// The child holds the folder: a second broker must not open it.
+				b, err := Open(Options{Dir: dir})
+				if err == nil {
+					b.Close()
+				}
+				lockErr = err
+			}
+			return true
+		}, time.Duration(round)*time.Millisecond)
+		if !closing && !errors.Is(lockErr, vfs.ErrLocked) {
+			t.Fatalf("round %d: open while another process holds the folder: %v", round, lockErr)
+		}
+		for _, l := range lines {
+			if name, ok := strings.CutPrefix(l, "created "); ok {
+				created = append(created, name)
+			}
+		}
+		b, err := Open(Options{Dir: dir})
+		if err != nil {
+			t.Fatalf("round %d: reopen: %v", round, err)
+		}
+		for _, name := range created {
+			if _, err := b.DescribeSubscription(name, "q"); err != nil {
+				t.Fatalf("round %d: topic %s created before the kill: %v", round, name, err)
+			}
+		}
+		if s := b.StrayTopicFolders(); len(s) != 0 {
+			t.Fatalf("round %d: stray folders %v", round, s)
+		}
+		b.Close()
+	}
+}
+
+// A broker opening the folder while the previous one is closing waits for
+// the lock, which is released only after the metadata is closed: it never
+// sees a half-closed store, and the catalogue survives every hand-over.
+func TestRegressionOpenWhileClosing(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		name := fmt.Sprintf("t%d", i)
+		createTopic(t, b, name, TopicConfig{Partitions: 2})
+		publish(t, b, name, Message{Value: []byte("v")})
+		done := make(chan struct{})
+		go func(b *Broker) {
+			defer close(done)
+			b.Close()
+		}(b)
+		var next *Broker
+		for next == nil {
+			n, err := Open(Options{Dir: dir})
+			switch {
+			case err == nil:
+				next = n
+			case !errors.Is(err, vfs.ErrLocked):
+				t.Fatalf("round %d: open: %v", i, err)
+			}
+		}
+		<-done
+		b = next
+		list, err := b.ListTopics()
+		if err != nil || len(list) != i+1 {
+			t.Fatalf("round %d: topics after the hand-over: %d %v", i, len(list), err)
+		}
+		if s := b.StrayTopicFolders(); len(s) != 0 {
+			t.Fatalf("round %d: stray folders %v", i, s)
+		}
+	}
+	b.Close()
 }

@@ -106,7 +106,7 @@ func (s *streamSub) afterChange(now time.Time) {
 	if rebalanced {
 		var mb meta.Batch
 		mb.Put(generationKey(s.rec.Topic, s.rec.Name), encodeOffset(s.group.generation))
-		if err := s.b.meta.Apply(&mb, meta.Written); err != nil {
+		if err := s.b.apply(&mb, meta.Written); err != nil {
 			s.b.opts.Logger.Warn("cannot record group generation", "topic", s.rec.Topic, "subscription", s.rec.Name, "err", err)
 		} else {
 			s.savedGen = s.group.generation
@@ -352,7 +352,7 @@ func (m *StreamMember) Commit(offsets map[int]int64) error {
 		}
 		mb.Put(offsetKey(s.rec.Topic, s.rec.Name, p), encodeOffset(o))
 	}
-	if err := s.b.meta.Apply(&mb, meta.Written); err != nil {
+	if err := s.b.apply(&mb, meta.Written); err != nil {
 		return fmt.Errorf("commit: %w", mapStorageErr(err))
 	}
 	for p, o := range offsets {
@@ -420,7 +420,7 @@ func (b *Broker) SeekStream(ctx context.Context, topicName, sub string, partitio
 		targets[p] = o
 		mb.Put(offsetKey(s.rec.Topic, s.rec.Name, p), encodeOffset(o))
 	}
-	if err := b.meta.Apply(&mb, meta.Written); err != nil {
+	if err := b.apply(&mb, meta.Written); err != nil {
 		return fmt.Errorf("seek: %w", mapStorageErr(err))
 	}
 	for p, o := range targets {

@@ -172,6 +172,9 @@ func (b *Broker) CreateSubscription(ctx context.Context, topicName, name string,
 	if err != nil {
 		return SubscriptionInfo{}, err
 	}
+	if err := b.checkFolder(); err != nil {
+		return SubscriptionInfo{}, err
+	}
 	if t.hasSub(name) {
 		return SubscriptionInfo{}, fmt.Errorf("%w: subscription %q on %q", ErrSubscriptionExists, name, topicName)
 	}
@@ -192,7 +195,7 @@ func (b *Broker) CreateSubscription(ctx context.Context, topicName, name string,
 			mb.Put(offsetKey(topicName, name, p), encodeOffset(floors[p]))
 		}
 	}
-	if err := b.meta.Apply(&mb, meta.Synced); err != nil {
+	if err := b.apply(&mb, meta.Synced); err != nil {
 		return SubscriptionInfo{}, fmt.Errorf("create subscription: %w", mapStorageErr(err))
 	}
 	if cfg.Kind == KindStream {
@@ -214,13 +217,16 @@ func (b *Broker) DeleteSubscription(ctx context.Context, topicName, name string)
 	if err != nil {
 		return err
 	}
+	if err := b.checkFolder(); err != nil {
+		return err
+	}
 	if !t.hasSub(name) {
 		return fmt.Errorf("%w %q on topic %q", ErrUnknownSubscription, name, topicName)
 	}
 	var mb meta.Batch
 	mb.Delete(subKey(topicName, name))
 	mb.DeletePrefix(stateKey(topicName, name))
-	if err := b.meta.Apply(&mb, meta.Synced); err != nil {
+	if err := b.apply(&mb, meta.Synced); err != nil {
 		return fmt.Errorf("delete subscription: %w", mapStorageErr(err))
 	}
 	if q, ok := t.subs[name]; ok {
