@@ -109,6 +109,11 @@ func (b *Broker) StrayTopicFolders() []string {
 	return append([]string(nil), b.stray...)
 }
 
+// Check reports whether the broker can serve: nil, or ErrDataFolderGone
+// once its data folder was deleted, moved or replaced under it. A
+// readiness probe calls it.
+func (b *Broker) Check() error { return b.checkFolder() }
+
 // checkFolder reports ErrDataFolderGone once the data folder is no longer
 // the one the broker opened: the LOCK file at its path is not the file the
 // broker locked (the folder was deleted, moved or replaced; a new broker may

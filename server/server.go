@@ -123,5 +123,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "shutting down")
 		return
 	}
+	if err := s.broker.Check(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, err)
+		return
+	}
 	fmt.Fprintln(w, "ready")
 }

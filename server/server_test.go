@@ -120,3 +120,31 @@ func c2Fixed(c Config) Config {
 	c.HTTPAddr = "127.0.0.1:0"
 	return c
 }
+
+// A data folder moved away under the running server makes it unready, and
+// its API answers unavailable rather than writing where nothing is kept.
+func TestNotReadyWhenDataFolderGone(t *testing.T) {
+	cfg := testConfig(t)
+	s, err := Start(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	base := "http://" + s.Addr()
+	if err := os.Rename(cfg.DataDir, cfg.DataDir+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	code, body, _ := get(t, http.DefaultClient, base+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "data folder") {
+		t.Fatalf("readyz %d %q", code, body)
+	}
+	resp, err := http.Post(base+"/ferry.v1.TopicService/CreateTopic", "application/json", strings.NewReader(`{"name":"t"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(raw), "unavailable") {
+		t.Fatalf("create topic: %d %s", resp.StatusCode, raw)
+	}
+}

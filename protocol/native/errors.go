@@ -31,6 +31,7 @@ var codes = []struct {
 	{engine.ErrSlowConsumer, connect.CodeResourceExhausted},
 	{engine.ErrDiskFull, connect.CodeResourceExhausted},
 	{engine.ErrClosed, connect.CodeUnavailable},
+	{engine.ErrDataFolderGone, connect.CodeUnavailable},
 	{context.Canceled, connect.CodeCanceled},
 	{context.DeadlineExceeded, connect.CodeDeadlineExceeded},
 }
