@@ -217,3 +217,29 @@ func TestRead(t *testing.T) {
 		t.Fatalf("followed %d messages", n)
 	}
 }
+
+func TestEphemeralSlowConsumerCutOff(t *testing.T) {
+	_, c := setup(t)
+	ctx := testCtx(t)
+	createTopic(t, c, "firehose", 1)
+	e, err := c.ConsumeEphemeral(ctx, "firehose", client.WithBuffer(10), client.WithSubscribeCredit(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := c.Publish(ctx, "firehose", values(100, "a")...); err != nil {
+		t.Fatal(err)
+	}
+	// What arrived before the cut-off is handed out, then the error, for good.
+	for range 2 {
+		if _, err = e.Next(ctx); err != nil {
+			break
+		}
+	}
+	if connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Fatalf("slow consumer: %v", err)
+	}
+	if _, err := e.Next(ctx); connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Fatalf("after the cut-off: %v", err)
+	}
+}

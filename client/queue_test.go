@@ -67,6 +67,20 @@ func TestQueueTwoConsumers(t *testing.T) {
 	if err := again.Ack(ctx); connect.CodeOf(err) != connect.CodeNotFound {
 		t.Fatalf("second ack: %v, want NotFound", err)
 	}
+	// An ack naming one unknown delivery still acknowledges the others.
+	if _, err := c.Publish(ctx, "tasks", values(1, "u")...); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := a.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Ack(ctx, again, fresh); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Fatalf("ack of an acked and a fresh delivery: %v", err)
+	}
+	if err := fresh.Ack(ctx); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Fatalf("the fresh delivery was not acknowledged: %v", err)
+	}
 
 	// What a consumer holds when it goes is delivered to the other one.
 	if err := b.Close(); err != nil {

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"iter"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -52,8 +53,7 @@ type StreamConsumer struct {
 	assignment Assignment       // as the broker last sent it
 	epoch      map[int32]uint64 // owned partitions and since when
 	nextEpoch  uint64
-	processed  map[int32]int64 // next offset after the processed messages
-	committed  map[int32]int64 // what this stream committed last
+	processed  map[int32]int64 // next offset after the processed messages, not committed yet
 	last       *streamItem     // returned by Next, processed at the next Next
 
 	commitMu sync.Mutex
@@ -112,7 +112,7 @@ func (s *StreamConsumer) dial(ctx context.Context, ss *session[streamItem]) (fun
 	s.mu.Lock()
 	s.att = ss.attachment
 	s.assignment = Assignment{}
-	s.epoch, s.processed, s.committed = map[int32]uint64{}, map[int32]int64{}, map[int32]int64{}
+	s.epoch, s.processed = map[int32]uint64{}, map[int32]int64{}
 	s.last = nil
 	s.mu.Unlock()
 	return func() error {
@@ -165,7 +165,6 @@ func (s *StreamConsumer) assign(att *attachment, a *ferryv1.Assignment) {
 		if _, ok := slices.BinarySearch(parts, p); !ok {
 			delete(s.epoch, p)
 			delete(s.processed, p)
-			delete(s.committed, p)
 		}
 	}
 	for _, p := range parts {
@@ -287,19 +286,14 @@ func (s *StreamConsumer) Commit(ctx context.Context, offsets map[int32]int64) er
 	return s.commit(ctx, att, offsets)
 }
 
-// CommitProcessed commits the positions after the processed messages of
-// the partitions the consumer owns, when they moved since its last commit.
+// CommitProcessed commits the positions after the messages processed
+// since the last commit, on the partitions the consumer owns.
 func (s *StreamConsumer) CommitProcessed(ctx context.Context) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	s.mu.Lock()
 	att := s.att
-	offsets := map[int32]int64{}
-	for p, off := range s.processed {
-		if c, ok := s.committed[p]; !ok || c != off {
-			offsets[p] = off
-		}
-	}
+	offsets := maps.Clone(s.processed)
 	s.mu.Unlock()
 	if len(offsets) == 0 {
 		return nil
@@ -321,8 +315,8 @@ func (s *StreamConsumer) commit(ctx context.Context, att *attachment, offsets ma
 	s.mu.Lock()
 	if s.att == att {
 		for p, o := range offsets {
-			if _, ok := s.epoch[p]; ok {
-				s.committed[p] = o
+			if s.processed[p] == o {
+				delete(s.processed, p) // nothing processed since
 			}
 		}
 	}

@@ -301,3 +301,29 @@ func TestClientCloseCommits(t *testing.T) {
 		t.Fatalf("committed %d after Client.Close, want 10", got)
 	}
 }
+
+func TestStreamSeekWhileConsuming(t *testing.T) {
+	_, c := setup(t)
+	ctx := testCtx(t)
+	createTopic(t, c, "e", 2)
+	createSub(t, c, "e", "g", client.SubscriptionConfig{Kind: client.KindStream, StartAt: client.StartEarliest})
+	if _, err := c.PublishTo(ctx, "e", 0, values(5, "a")...); err != nil {
+		t.Fatal(err)
+	}
+	m := join(t, c, "e", "g", client.WithAutoCommit(10*time.Millisecond))
+	waitFor(t, "5 messages committed", func() bool { return m.count() == 5 && committed(t, c, "e", "g") == 5 })
+	// The member goes on from the new position, and commits again what it
+	// processed again.
+	if _, err := c.SeekSubscription(ctx, "e", "g", 0, client.AtOffset(1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "offsets 1 to 4 again", func() bool { return m.count() == 9 })
+	if got := m.offsets(0); fmt.Sprint(got) != "[0 1 2 3 4 1 2 3 4]" {
+		t.Fatalf("offsets %v", got)
+	}
+	waitFor(t, "the commit after the seek", func() bool { return committed(t, c, "e", "g") == 5 })
+	if err := m.sc.Commit(ctx, map[int32]int64{7: 1}); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("commit of a partition not owned: %v", err)
+	}
+	m.close(t)
+}
