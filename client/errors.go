@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 
 	"connectrpc.com/connect"
 
@@ -33,7 +34,11 @@ func retryable(err error) bool {
 		return true
 	}
 	switch connect.CodeOf(err) {
-	case connect.CodeUnavailable, connect.CodeUnknown, connect.CodeInternal,
+	case connect.CodeUnknown:
+		// An HTTP/1.1 connection cannot carry a bidirectional stream: the
+		// transport is misconfigured, and no retry will change that.
+		return !strings.Contains(err.Error(), "HTTP status 505")
+	case connect.CodeUnavailable, connect.CodeInternal,
 		connect.CodeAborted, connect.CodeDeadlineExceeded, connect.CodeCanceled:
 		return true
 	}

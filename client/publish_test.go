@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -329,5 +331,28 @@ func TestPublishAsyncBackpressure(t *testing.T) {
 	}
 	if _, err := big.Result(); err != nil {
 		t.Fatalf("message flushed by Close: %v", err)
+	}
+}
+
+// Over HTTP/1.1, unary calls and server streams work; the publish stream
+// cannot, and PublishAsync fails instead of retrying for ever.
+func TestHTTP1(t *testing.T) {
+	s, _ := setup(t)
+	c := newClient(t, s, client.WithHTTPClient(&http.Client{Transport: &http.Transport{}}))
+	ctx := testCtx(t)
+	createTopic(t, c, "q", 1)
+	createSub(t, c, "q", "s", client.SubscriptionConfig{Kind: client.KindQueue})
+	q, err := c.ConsumeQueue(ctx, "q", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(ctx, "q", client.Message{Value: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := q.Next(ctx); err != nil || string(d.Message.Value) != "x" {
+		t.Fatalf("consume over HTTP/1.1: %v %v", d, err)
+	}
+	if _, err := c.PublishAsync(ctx, "q", client.Message{Value: []byte("y")}).Wait(ctx); err == nil || !strings.Contains(err.Error(), "505") {
+		t.Fatalf("async publish over HTTP/1.1: %v", err)
 	}
 }
