@@ -227,8 +227,8 @@ func WithSessionTimeout(d time.Duration) SubscribeOption {
 }
 
 // WithOnAssign calls f with a stream consumer's new assignment each time
-// its partitions change (from the goroutine that receives the stream: keep
-// it short).
+// its partitions change. f runs on the goroutine that receives the stream:
+// keep it short, and do not close the consumer from it.
 func WithOnAssign(f func(Assignment)) SubscribeOption {
 	return func(s *subscribeConfig) { s.onAssign = f }
 }

@@ -13,7 +13,7 @@ import (
 	ferryv1 "github.com/ferrymq/ferry/api/ferry/v1"
 )
 
-// settleTimeout bounds the ack or nack SubscribeQueue sends after the
+// settleTimeout bounds each ack or nack SubscribeQueue sends after a
 // handler returned, even when the handler's context has ended.
 const settleTimeout = 10 * time.Second
 

@@ -279,3 +279,46 @@ func TestQueueDeliveriesIterator(t *testing.T) {
 		t.Fatalf("after Client.Close: %v", err)
 	}
 }
+
+func TestQueueDelayAndDeadLetters(t *testing.T) {
+	_, c := setup(t)
+	ctx := testCtx(t)
+	createTopic(t, c, "orders", 1)
+	createSub(t, c, "orders", "ship", client.SubscriptionConfig{Kind: client.KindQueue, MaxDeliveries: 2})
+	q, err := c.ConsumeQueue(ctx, "orders", "ship")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	at := time.Now().Add(150 * time.Millisecond).Truncate(time.Millisecond)
+	if _, err := c.Publish(ctx, "orders", client.Message{Value: []byte("later"), DeliverAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := q.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Now().Before(at) || !d.Message.DeliverAt.Equal(at) {
+		t.Fatalf("delivered at %v, deliver_at %v, want %v", time.Now(), d.Message.DeliverAt, at)
+	}
+	// Two failed deliveries move it to the dead-letter topic.
+	if err := d.Nack(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = q.Next(ctx); err != nil || d.Count != 2 {
+		t.Fatalf("second delivery: %v %v", d, err)
+	}
+	if err := d.Nack(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	var dead *client.ReadResult
+	waitFor(t, "the dead letter", func() bool {
+		dead, err = c.Read(ctx, "orders.ship.dlq", 0, client.Earliest(), client.ReadOptions{})
+		return err == nil && len(dead.Messages) == 1
+	})
+	if m := dead.Messages[0]; string(m.Value) != "later" {
+		t.Fatalf("dead letter %+v", m)
+	} else if reason, _ := m.Header("ferry-dead-reason"); len(reason) == 0 {
+		t.Fatalf("dead letter without a reason: %+v", m.Headers)
+	}
+}
