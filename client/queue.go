@@ -78,11 +78,17 @@ func (c *Client) ack(ctx context.Context, att *attachment, ids []string) error {
 	return err
 }
 
-// settled keeps the credit an Ack or Nack carried when the call may not
-// have reached the broker. NotFound still settles the other ids and
-// grants.
+// settled keeps the credit an Ack, Nack or Commit carried when the broker
+// did not apply it: the call did not reach it, or was refused as a whole.
 func (c *Client) settled(att *attachment, grant int32, err error) {
-	if err != nil && connect.CodeOf(err) != connect.CodeNotFound {
+	if err == nil {
+		return
+	}
+	switch connect.CodeOf(err) {
+	case connect.CodeNotFound, connect.CodeFailedPrecondition:
+		// The broker applied the grant though the settlement failed (an
+		// unknown delivery, a partition not owned); see consume.proto.
+	default:
 		att.credit.giveBack(grant)
 	}
 }

@@ -3,6 +3,7 @@ package native
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -160,17 +161,25 @@ func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferry
 	// let go, so this also bounds how long a handover takes.
 	tick := min(timeout/3, 500*time.Millisecond)
 	var sent *ferryv1.Assignment
-	for {
+	// assign heartbeats the member and tells the client when its
+	// partitions changed; it returns the partitions owned now.
+	assign := func() ([]int, error) {
 		owned, gen, err := m.Heartbeat()
 		if err != nil {
-			return s.streamEnd(err)
+			return nil, err
 		}
 		if sent == nil || sent.Generation != gen || !sameParts(sent.Partitions, owned) {
 			sent = &ferryv1.Assignment{Generation: gen, Partitions: int32s(owned)}
 			sendDeadline(ctx, s.opts.SendTimeout)
 			if err := stream.Send(&ferryv1.ConsumeStreamResponse{Assignment: sent}); err != nil {
-				return err
+				return nil, err
 			}
+		}
+		return owned, nil
+	}
+	for {
+		if _, err := assign(); err != nil {
+			return s.streamEnd(err)
 		}
 		n, err := c.credit.wait(ctx, tick)
 		if err != nil {
@@ -188,12 +197,34 @@ func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferry
 			}
 			return s.streamEnd(err)
 		}
+		// Fetch heartbeats too and may have gained (or lost) partitions:
+		// the client hears of a new assignment before any message of it,
+		// and gets none of a partition it no longer owns.
+		owned, err := assign()
+		if err != nil {
+			return s.streamEnd(err)
+		}
+		msgs = ownedOnly(msgs, owned)
+		if len(msgs) == 0 {
+			continue
+		}
 		c.credit.spend(len(msgs))
 		sendDeadline(ctx, s.opts.SendTimeout)
 		if err := stream.Send(&ferryv1.ConsumeStreamResponse{Messages: messagesToProto(msgs)}); err != nil {
 			return err
 		}
 	}
+}
+
+// ownedOnly keeps the messages of the owned partitions.
+func ownedOnly(msgs []engine.Message, owned []int) []engine.Message {
+	out := msgs[:0]
+	for _, m := range msgs {
+		if slices.Contains(owned, m.Partition) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func (h consumers) Subscribe(ctx context.Context, req *connect.Request[ferryv1.SubscribeRequest], stream *connect.ServerStream[ferryv1.SubscribeResponse]) error {
