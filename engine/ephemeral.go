@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -160,14 +161,17 @@ func (e *Ephemeral) poll(limit int) ([]Message, <-chan struct{}, error) {
 		from := cur[s.p]
 		err = record.Split(res.Data, func(h record.Header, batch []byte) error {
 			return record.Records(batch, record.Limits{}, func(r record.Record) error {
-				if r.Offset >= from && len(out) < limit {
+				if len(out) >= limit {
+					return errFetchFull
+				}
+				if r.Offset >= from {
 					out = append(out, messageFromRecord(s.topic, s.p, r))
 					cur[s.p] = r.Offset + 1
 				}
 				return nil
 			})
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, errFetchFull) {
 			return out, nil, fmt.Errorf("read %s/%d: %w", s.topic, s.p, err)
 		}
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -316,14 +317,19 @@ func (m *StreamMember) fetch(limit int) ([]Message, <-chan struct{}, error) {
 		out = slices.Grow(out, min(countRecords(res.Data), limit-len(out)))
 		err = record.Split(res.Data, func(h record.Header, batch []byte) error {
 			return record.Records(batch, record.Limits{}, func(r record.Record) error {
-				if r.Offset >= pos && len(out) < limit {
+				if len(out) >= limit {
+					// The read brought up to 1 MiB; decoding stops at the
+					// limit rather than at the end of it.
+					return errFetchFull
+				}
+				if r.Offset >= pos {
 					out = append(out, messageFromRecord(s.rec.Topic, p, r))
 					m.position[p] = r.Offset + 1
 				}
 				return nil
 			})
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, errFetchFull) {
 			return out, nil, err
 		}
 	}
@@ -332,6 +338,9 @@ func (m *StreamMember) fetch(limit int) ([]Message, <-chan struct{}, error) {
 	}
 	return out, s.changed, nil
 }
+
+// errFetchFull stops decoding a read once a fetch has its fill.
+var errFetchFull = errors.New("fetch full")
 
 // Commit records the offsets to resume from (the next offset to read) for
 // partitions the member owns. It is written before Commit returns.
