@@ -15,8 +15,40 @@ import (
 // consumers serves ferry.v1.ConsumeService.
 type consumers struct{ s *Service }
 
-// maxBatch bounds the messages of one stream response.
-const maxBatch = 500
+// maxBatch bounds the messages taken from the engine at once; maxFrame
+// bounds the message bytes of one stream response, which splits a large
+// take. Large responses matter: a response costs about as much as dozens
+// of small messages (replay over loopback went from 370k to 550k msgs/s
+// when maxBatch went from 500 to 2000).
+const (
+	maxBatch = 2000
+	maxFrame = 1 << 20
+)
+
+// frames splits n items, of which size gives the bytes, into runs of at
+// most maxFrame bytes (at least one item each), calling send for each.
+func frames(n int, size func(int) int, send func(lo, hi int) error) error {
+	for lo := 0; lo < n; {
+		hi, bytes := lo+1, size(lo)
+		for hi < n && bytes+size(hi) <= maxFrame {
+			bytes += size(hi)
+			hi++
+		}
+		if err := send(lo, hi); err != nil {
+			return err
+		}
+		lo = hi
+	}
+	return nil
+}
+
+func messageBytes(m *engine.Message) int {
+	n := len(m.Key) + len(m.Value) + len(m.ID) + 64
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
 
 // consumer is one open consume stream, named in the unary calls by id.
 type consumer struct {
@@ -117,8 +149,11 @@ func (h consumers) ConsumeQueue(ctx context.Context, req *connect.Request[ferryv
 			return s.streamEnd(err)
 		}
 		c.credit.spend(len(ds))
-		sendDeadline(ctx, s.opts.SendTimeout)
-		if err := stream.Send(&ferryv1.ConsumeQueueResponse{Deliveries: deliveriesToProto(ds)}); err != nil {
+		err = frames(len(ds), func(i int) int { return messageBytes(&ds[i].Message) }, func(lo, hi int) error {
+			sendDeadline(ctx, s.opts.SendTimeout)
+			return stream.Send(&ferryv1.ConsumeQueueResponse{Deliveries: deliveriesToProto(ds[lo:hi])})
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -209,8 +244,11 @@ func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferry
 			continue
 		}
 		c.credit.spend(len(msgs))
-		sendDeadline(ctx, s.opts.SendTimeout)
-		if err := stream.Send(&ferryv1.ConsumeStreamResponse{Messages: messagesToProto(msgs)}); err != nil {
+		err = frames(len(msgs), func(i int) int { return messageBytes(&msgs[i]) }, func(lo, hi int) error {
+			sendDeadline(ctx, s.opts.SendTimeout)
+			return stream.Send(&ferryv1.ConsumeStreamResponse{Messages: messagesToProto(msgs[lo:hi])})
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -265,8 +303,11 @@ func (h consumers) Subscribe(ctx context.Context, req *connect.Request[ferryv1.S
 			return s.streamEnd(err)
 		}
 		c.credit.spend(len(msgs))
-		sendDeadline(ctx, s.opts.SendTimeout)
-		if err := stream.Send(&ferryv1.SubscribeResponse{Messages: messagesToProto(msgs)}); err != nil {
+		err = frames(len(msgs), func(i int) int { return messageBytes(&msgs[i]) }, func(lo, hi int) error {
+			sendDeadline(ctx, s.opts.SendTimeout)
+			return stream.Send(&ferryv1.SubscribeResponse{Messages: messagesToProto(msgs[lo:hi])})
+		})
+		if err != nil {
 			return err
 		}
 	}
