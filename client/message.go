@@ -30,12 +30,25 @@ type Message struct {
 	DeliverAt time.Time
 }
 
-// Header is one message header. Names starting with "ferry-" are
-// reserved.
+// Header is one message header. The names ferry-id and ferry-deliver-at
+// are the broker's (Message.ID and Message.DeliverAt); a publish that sets
+// them as headers is refused.
 type Header struct {
 	Key   string
 	Value []byte
 }
+
+// Headers the broker sets on each message it moves to a dead-letter topic:
+// where the message was, which subscription gave up on it, why, and after
+// how many deliveries. Read them with Message.Header.
+const (
+	HeaderDeadTopic        = "ferry-dead-topic"
+	HeaderDeadPartition    = "ferry-dead-partition"
+	HeaderDeadOffset       = "ferry-dead-offset"
+	HeaderDeadSubscription = "ferry-dead-subscription"
+	HeaderDeadReason       = "ferry-dead-reason"
+	HeaderDeadDeliveries   = "ferry-dead-deliveries"
+)
 
 // Header returns the value of the first header named key, and whether
 // there is one.

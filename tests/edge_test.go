@@ -152,7 +152,7 @@ func TestEdgeClientStopsReading(t *testing.T) {
 	})
 }
 
-// gRPC clients reach the same API over unencrypted HTTP/2.
+// gRPC and gRPC-Web clients reach the same API over unencrypted HTTP/2.
 func TestGRPCClient(t *testing.T) {
 	_, base := startServer(t)
 	hc := h2cClient()
@@ -188,6 +188,12 @@ func TestGRPCClient(t *testing.T) {
 	st.CloseResponse()
 	if len(acks) != 3 || acks[0].Sequence != 1 || acks[0].Error != nil || acks[1].Error.GetCode() != "invalid_argument" || acks[2].Error != nil {
 		t.Fatalf("acks %v", acks)
+	}
+	// gRPC-Web, as a browser's client speaks it, reaches the same calls.
+	web := ferryv1connect.NewTopicServiceClient(hc, base, connect.WithGRPCWeb())
+	list, err := web.ListTopics(ctx, connect.NewRequest(&ferryv1.ListTopicsRequest{}))
+	if err != nil || len(list.Msg.Topics) != 1 || list.Msg.Topics[0].Name != "g" {
+		t.Fatalf("gRPC-Web list: %v, %v", list, err)
 	}
 	res, err := rd.Read(ctx, connect.NewRequest(&ferryv1.ReadRequest{Topic: "g", Start: &ferryv1.ReadRequest_Earliest{Earliest: true}}))
 	if err != nil {

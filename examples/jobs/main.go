@@ -128,8 +128,8 @@ func run(ctx context.Context, server string, n, workers int, maxDeliveries int32
 			}
 			var j job
 			_ = json.Unmarshal(m.Value, &j)
-			reason, _ := m.Header("ferry-dead-reason")
-			count, _ := m.Header("ferry-dead-deliveries")
+			reason, _ := m.Header(client.HeaderDeadReason)
+			count, _ := m.Header(client.HeaderDeadDeliveries)
 			fmt.Printf("dead letter: job %d after %s deliveries (%s)\n", j.ID, count, reason)
 			t.record(j.ID, "dead")
 		}
