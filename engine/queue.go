@@ -260,7 +260,21 @@ func (m *QueueMember) poll(max int) ([]Delivery, <-chan struct{}, error) {
 		q.changed = make(chan struct{})
 	}
 	ch := q.changed
-	q.reschedule(now)
+	// The timer only has to fire by the new deliveries' deadline: a full
+	// rescan of the deliveries in flight on every poll made polling cost
+	// O(in flight). A timer that fires early (its delivery was acked) finds
+	// nothing to expire and rescans then.
+	if q.timer == nil {
+		q.reschedule(now)
+	} else if len(out) > 0 {
+		first := out[0].Deadline
+		for _, d := range out[1:] {
+			if d.Deadline.Before(first) {
+				first = d.Deadline
+			}
+		}
+		q.scheduleBy(first, now)
+	}
 	unlock()
 	q.sendDead(dead)
 	return out, ch, err

@@ -251,6 +251,19 @@ func (q *queueSub) reschedule(now time.Time) {
 	q.timer = q.b.opts.Clock.AfterFunc(max(next.Sub(now), 0), q.onTimer)
 }
 
+// scheduleBy makes the timer fire by t at the latest. Called with the
+// locks held.
+func (q *queueSub) scheduleBy(t, now time.Time) {
+	if q.timer != nil && !q.timerAt.After(t) && q.timerAt.After(now) {
+		return
+	}
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+	q.timerAt = t
+	q.timer = q.b.opts.Clock.AfterFunc(max(t.Sub(now), 0), q.onTimer)
+}
+
 func (q *queueSub) onTimer() {
 	unlock, ok := q.lockOpen()
 	if !ok {
