@@ -379,13 +379,10 @@ func (k *consumer) streamBatch(consumerID string, ms []*ferryv1.Message, cr *cre
 		_, err = k.c.cons.Commit(ctx, connect.NewRequest(&ferryv1.CommitRequest{ConsumerId: consumerID, Offsets: offsets, Grant: grant}))
 		if connect.CodeOf(err) == connect.CodeFailedPrecondition {
 			// A rebalance moved a partition away meanwhile: its new owner
-			// starts from the last commit and prints these again. A failed
-			// commit grants nothing: grant apart.
+			// starts from the last commit and prints these again. The
+			// broker applied the grant all the same (consume.proto).
 			k.warn("offsets not committed, a partition moved to another consumer: %s", errMessage(err))
 			err = nil
-			if grant > 0 {
-				_, err = k.c.cons.Grant(ctx, connect.NewRequest(&ferryv1.GrantRequest{ConsumerId: consumerID, Credit: grant}))
-			}
 		}
 	} else if grant > 0 {
 		_, err = k.c.cons.Grant(ctx, connect.NewRequest(&ferryv1.GrantRequest{ConsumerId: consumerID, Credit: grant}))

@@ -75,6 +75,7 @@ func (h topics) DeleteTopic(ctx context.Context, req *connect.Request[ferryv1.De
 	if err := h.s.b.DeleteTopic(ctx, req.Msg.Name); err != nil {
 		return nil, toConnect(err)
 	}
+	h.s.dropTopicShared(req.Msg.Name)
 	return connect.NewResponse(&ferryv1.DeleteTopicResponse{}), nil
 }
 
@@ -117,7 +118,7 @@ func (h subscriptions) DeleteSubscription(ctx context.Context, req *connect.Requ
 	if err := h.s.b.DeleteSubscription(ctx, req.Msg.Topic, req.Msg.Name); err != nil {
 		return nil, toConnect(err)
 	}
-	h.s.dropShared(req.Msg.Topic, req.Msg.Name)
+	h.s.dropShared(req.Msg.Topic, req.Msg.Name, nil)
 	return connect.NewResponse(&ferryv1.DeleteSubscriptionResponse{}), nil
 }
 

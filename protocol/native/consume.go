@@ -89,8 +89,19 @@ func (s *Service) checkCredit(n int32) error {
 	return nil
 }
 
-// streamContext is ctx, also ended when the server drains.
-func (s *Service) streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
+// attach registers c as a consumer with the given credit and returns the
+// stream's context, which also ends when the server drains; detach undoes
+// both.
+func (s *Service) attach(ctx context.Context, c *consumer, credit int32) (_ context.Context, detach func()) {
+	c.credit = newCredit(int(credit), s.opts.MaxCredit)
+	s.register(c)
+	ctx, cancel := s.untilDrain(ctx)
+	return ctx, func() { cancel(); s.unregister(c) }
+}
+
+// untilDrain is ctx, also ended when the server drains: streams and long
+// polls end at once on shutdown.
+func (s *Service) untilDrain(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		select {
@@ -100,6 +111,28 @@ func (s *Service) streamContext(ctx context.Context) (context.Context, context.C
 		}
 	}()
 	return ctx, cancel
+}
+
+// pump is the loop of the queue and ephemeral streams: wait for credit,
+// take what the engine has (up to the credit), send it in frames.
+func pump[T any](ctx context.Context, s *Service, c *consumer, take func(context.Context, int) ([]T, error), size func(*T) int, send func([]T) error) error {
+	for {
+		n, err := c.credit.wait(ctx, 0)
+		if err != nil {
+			return s.streamEnd(err)
+		}
+		items, err := take(ctx, min(n, maxBatch))
+		if err != nil {
+			return s.streamEnd(err)
+		}
+		c.credit.spend(len(items))
+		err = frames(len(items), func(i int) int { return size(&items[i]) }, func(lo, hi int) error {
+			return s.send(ctx, func() error { return send(items[lo:hi]) })
+		})
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // streamEnd is the error a consume stream ends with after err.
@@ -129,34 +162,18 @@ func (h consumers) ConsumeQueue(ctx context.Context, req *connect.Request[ferryv
 		return toConnect(err)
 	}
 	defer m.Leave()
-	c := &consumer{queue: m, credit: newCredit(int(req.Msg.Credit), s.opts.MaxCredit)}
-	s.register(c)
-	defer s.unregister(c)
-	ctx, cancel := s.streamContext(ctx)
-	defer cancel()
+	c := &consumer{queue: m}
+	ctx, detach := s.attach(ctx, c, req.Msg.Credit)
+	defer detach()
 
-	sendDeadline(ctx, s.opts.SendTimeout)
-	if err := stream.Send(&ferryv1.ConsumeQueueResponse{ConsumerId: c.id}); err != nil {
+	if err := s.send(ctx, func() error { return stream.Send(&ferryv1.ConsumeQueueResponse{ConsumerId: c.id}) }); err != nil {
 		return err
 	}
-	for {
-		n, err := c.credit.wait(ctx, 0)
-		if err != nil {
-			return s.streamEnd(err)
-		}
-		ds, err := m.Receive(ctx, min(n, maxBatch))
-		if err != nil {
-			return s.streamEnd(err)
-		}
-		c.credit.spend(len(ds))
-		err = frames(len(ds), func(i int) int { return messageBytes(&ds[i].Message) }, func(lo, hi int) error {
-			sendDeadline(ctx, s.opts.SendTimeout)
-			return stream.Send(&ferryv1.ConsumeQueueResponse{Deliveries: deliveriesToProto(ds[lo:hi])})
+	return pump(ctx, s, c, m.Receive,
+		func(d *engine.Delivery) int { return messageBytes(&d.Message) },
+		func(ds []engine.Delivery) error {
+			return stream.Send(&ferryv1.ConsumeQueueResponse{Deliveries: deliveriesToProto(ds)})
 		})
-		if err != nil {
-			return err
-		}
-	}
 }
 
 func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferryv1.ConsumeStreamRequest], stream *connect.ServerStream[ferryv1.ConsumeStreamResponse]) error {
@@ -181,14 +198,14 @@ func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferry
 	if timeout == 0 {
 		timeout = engine.DefaultSessionTimeout
 	}
-	c := &consumer{stream: m, credit: newCredit(int(req.Msg.Credit), s.opts.MaxCredit)}
-	s.register(c)
-	defer s.unregister(c)
-	ctx, cancel := s.streamContext(ctx)
-	defer cancel()
+	c := &consumer{stream: m}
+	ctx, detach := s.attach(ctx, c, req.Msg.Credit)
+	defer detach()
 
-	sendDeadline(ctx, s.opts.SendTimeout)
-	if err := stream.Send(&ferryv1.ConsumeStreamResponse{ConsumerId: c.id, MemberId: m.ID()}); err != nil {
+	err = s.send(ctx, func() error {
+		return stream.Send(&ferryv1.ConsumeStreamResponse{ConsumerId: c.id, MemberId: m.ID()})
+	})
+	if err != nil {
 		return err
 	}
 	// The loop wakes at least this often to heartbeat and to tell the
@@ -205,8 +222,8 @@ func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferry
 		}
 		if sent == nil || sent.Generation != gen || !sameParts(sent.Partitions, owned) {
 			sent = &ferryv1.Assignment{Generation: gen, Partitions: int32s(owned)}
-			sendDeadline(ctx, s.opts.SendTimeout)
-			if err := stream.Send(&ferryv1.ConsumeStreamResponse{Assignment: sent}); err != nil {
+			err := s.send(ctx, func() error { return stream.Send(&ferryv1.ConsumeStreamResponse{Assignment: sent}) })
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -245,8 +262,9 @@ func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferry
 		}
 		c.credit.spend(len(msgs))
 		err = frames(len(msgs), func(i int) int { return messageBytes(&msgs[i]) }, func(lo, hi int) error {
-			sendDeadline(ctx, s.opts.SendTimeout)
-			return stream.Send(&ferryv1.ConsumeStreamResponse{Messages: messagesToProto(msgs[lo:hi])})
+			return s.send(ctx, func() error {
+				return stream.Send(&ferryv1.ConsumeStreamResponse{Messages: messagesToProto(msgs[lo:hi])})
+			})
 		})
 		if err != nil {
 			return err
@@ -283,34 +301,17 @@ func (h consumers) Subscribe(ctx context.Context, req *connect.Request[ferryv1.S
 		return toConnect(err)
 	}
 	defer e.Close()
-	c := &consumer{credit: newCredit(int(req.Msg.Credit), s.opts.MaxCredit)}
-	s.register(c)
-	defer s.unregister(c)
-	ctx, cancel := s.streamContext(ctx)
-	defer cancel()
+	c := &consumer{}
+	ctx, detach := s.attach(ctx, c, req.Msg.Credit)
+	defer detach()
 
-	sendDeadline(ctx, s.opts.SendTimeout)
-	if err := stream.Send(&ferryv1.SubscribeResponse{ConsumerId: c.id}); err != nil {
+	if err := s.send(ctx, func() error { return stream.Send(&ferryv1.SubscribeResponse{ConsumerId: c.id}) }); err != nil {
 		return err
 	}
-	for {
-		n, err := c.credit.wait(ctx, 0)
-		if err != nil {
-			return s.streamEnd(err)
-		}
-		msgs, err := e.Receive(ctx, min(n, maxBatch))
-		if err != nil {
-			return s.streamEnd(err)
-		}
-		c.credit.spend(len(msgs))
-		err = frames(len(msgs), func(i int) int { return messageBytes(&msgs[i]) }, func(lo, hi int) error {
-			sendDeadline(ctx, s.opts.SendTimeout)
-			return stream.Send(&ferryv1.SubscribeResponse{Messages: messagesToProto(msgs[lo:hi])})
+	return pump(ctx, s, c, e.Receive, messageBytes,
+		func(msgs []engine.Message) error {
+			return stream.Send(&ferryv1.SubscribeResponse{Messages: messagesToProto(msgs)})
 		})
-		if err != nil {
-			return err
-		}
-	}
 }
 
 func sameParts(a []int32, b []int) bool {

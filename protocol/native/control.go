@@ -3,6 +3,7 @@ package native
 import (
 	"context"
 	"errors"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -51,23 +52,50 @@ func (s *Service) sharedMember(topic, sub string) (*engine.QueueMember, error) {
 	return m, nil
 }
 
-// dropShared forgets a subscription's shared member once it has ended.
-func (s *Service) dropShared(topic, sub string) {
+// dropShared forgets a subscription's shared member m (any member, when m
+// is nil) and ends it. Comparing first keeps a call that saw an old member
+// fail from dropping the new one another call has joined since.
+func (s *Service) dropShared(topic, sub string, m *engine.QueueMember) {
+	k := subKey{topic, sub}
 	s.mu.Lock()
-	m := s.shared[subKey{topic, sub}]
-	delete(s.shared, subKey{topic, sub})
+	cur := s.shared[k]
+	if cur == nil || (m != nil && cur != m) {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.shared, k)
 	s.mu.Unlock()
-	if m != nil {
+	cur.Leave()
+}
+
+// dropTopicShared ends the shared members of a topic's subscriptions.
+func (s *Service) dropTopicShared(topic string) {
+	s.mu.Lock()
+	var gone []*engine.QueueMember
+	for k, m := range s.shared {
+		if k.topic == topic {
+			gone = append(gone, m)
+			delete(s.shared, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, m := range gone {
 		m.Leave()
 	}
 }
 
-// grant adds n credit to a consumer, when n > 0.
-func (s *Service) grant(consumerID string, n int32) error {
+// checkGrant validates a grant field before the call acts on anything, so
+// that a call refused as invalid_argument has applied nothing.
+func checkGrant(n int32) error {
 	if n < 0 {
 		return invalid("grant %d is negative", n)
 	}
-	if n == 0 || consumerID == "" {
+	return nil
+}
+
+// grant adds n credit to a consumer, when n > 0.
+func (s *Service) grant(consumerID string, n int32) error {
+	if n <= 0 || consumerID == "" {
 		return nil
 	}
 	c, err := s.consumer(consumerID)
@@ -91,6 +119,9 @@ func (h consumers) Grant(ctx context.Context, req *connect.Request[ferryv1.Grant
 
 func (h consumers) Ack(ctx context.Context, req *connect.Request[ferryv1.AckRequest]) (*connect.Response[ferryv1.AckResponse], error) {
 	m := req.Msg
+	if err := checkGrant(m.Grant); err != nil {
+		return nil, err
+	}
 	q, err := h.s.queueMember(m.ConsumerId, m.Topic, m.Subscription)
 	if err != nil {
 		return nil, err
@@ -100,20 +131,23 @@ func (h consumers) Ack(ctx context.Context, req *connect.Request[ferryv1.AckRequ
 		err = gerr
 	}
 	if err != nil {
-		return nil, h.s.memberError(m.Topic, m.Subscription, err)
+		return nil, h.s.memberError(m.ConsumerId, m.Topic, m.Subscription, q, err)
 	}
 	return connect.NewResponse(&ferryv1.AckResponse{}), nil
 }
 
 func (h consumers) Nack(ctx context.Context, req *connect.Request[ferryv1.NackRequest]) (*connect.Response[ferryv1.NackResponse], error) {
 	m := req.Msg
-	q, err := h.s.queueMember(m.ConsumerId, m.Topic, m.Subscription)
-	if err != nil {
+	if err := checkGrant(m.Grant); err != nil {
 		return nil, err
 	}
 	delay := fromDur(m.Delay)
 	if delay < 0 {
 		return nil, invalid("delay %v is negative", delay)
+	}
+	q, err := h.s.queueMember(m.ConsumerId, m.Topic, m.Subscription)
+	if err != nil {
+		return nil, err
 	}
 	var errs []error
 	for _, id := range m.DeliveryIds {
@@ -125,20 +159,20 @@ func (h consumers) Nack(ctx context.Context, req *connect.Request[ferryv1.NackRe
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, h.s.memberError(m.Topic, m.Subscription, err)
+		return nil, h.s.memberError(m.ConsumerId, m.Topic, m.Subscription, q, err)
 	}
 	return connect.NewResponse(&ferryv1.NackResponse{}), nil
 }
 
 func (h consumers) Extend(ctx context.Context, req *connect.Request[ferryv1.ExtendRequest]) (*connect.Response[ferryv1.ExtendResponse], error) {
 	m := req.Msg
+	by := fromDur(m.By)
+	if by < 0 || by > maxExtend {
+		return nil, invalid("by %v is out of range: 0 to %v", by, maxExtend)
+	}
 	q, err := h.s.queueMember(m.ConsumerId, m.Topic, m.Subscription)
 	if err != nil {
 		return nil, err
-	}
-	by := fromDur(m.By)
-	if by < 0 {
-		return nil, invalid("by %v is negative", by)
 	}
 	out := &ferryv1.ExtendResponse{Deadlines: make([]*timestamppb.Timestamp, len(m.DeliveryIds))}
 	var errs []error
@@ -151,19 +185,14 @@ func (h consumers) Extend(ctx context.Context, req *connect.Request[ferryv1.Exte
 		out.Deadlines[i] = ts(d)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, h.s.memberError(m.Topic, m.Subscription, err)
+		return nil, h.s.memberError(m.ConsumerId, m.Topic, m.Subscription, q, err)
 	}
 	return connect.NewResponse(out), nil
 }
 
 func (h consumers) Commit(ctx context.Context, req *connect.Request[ferryv1.CommitRequest]) (*connect.Response[ferryv1.CommitResponse], error) {
-	c, err := h.s.consumer(req.Msg.ConsumerId)
-	if err != nil {
+	if err := checkGrant(req.Msg.Grant); err != nil {
 		return nil, err
-	}
-	if c.stream == nil {
-		return nil, connect.NewError(connect.CodeFailedPrecondition,
-			errorf("consumer %q is not a stream member", req.Msg.ConsumerId))
 	}
 	offsets := make(map[int]int64, len(req.Msg.Offsets))
 	for p, off := range req.Msg.Offsets {
@@ -172,15 +201,24 @@ func (h consumers) Commit(ctx context.Context, req *connect.Request[ferryv1.Comm
 		}
 		offsets[int(p)] = off
 	}
-	// The grant stands even when the commit fails, as Ack's does: the
-	// client paid its credit back with this call either way.
-	if err := h.s.grant(req.Msg.ConsumerId, req.Msg.Grant); err != nil {
+	c, err := h.s.consumer(req.Msg.ConsumerId)
+	if err != nil {
 		return nil, err
 	}
+	if c.stream == nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition,
+			errorf("consumer %q is not a stream member", req.Msg.ConsumerId))
+	}
 	if len(offsets) > 0 {
-		if err := c.stream.Commit(offsets); err != nil {
-			return nil, toConnect(err)
-		}
+		err = toConnect(c.stream.Commit(offsets))
+	}
+	// The grant stands unless the commit was refused as malformed (an
+	// offset past the end): the rule of consume.proto.
+	if connect.CodeOf(err) != connect.CodeInvalidArgument {
+		h.s.grant(req.Msg.ConsumerId, req.Msg.Grant)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return connect.NewResponse(&ferryv1.CommitResponse{}), nil
 }
@@ -193,37 +231,57 @@ func (h consumers) Receive(ctx context.Context, req *connect.Request[ferryv1.Rec
 		return nil, invalid("max_messages %d is out of range: 0 to %d", n, s.opts.MaxCredit)
 	}
 	n = max(n, 1)
-	q, err := s.sharedMember(m.Topic, m.Subscription)
-	if err != nil {
-		return nil, err
-	}
+	ctx, cancel := s.untilDrain(ctx)
+	defer cancel()
 	wait := s.waitBound(fromDur(m.Wait))
-	var ds []engine.Delivery
-	if wait > 0 {
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		ds, err = q.Receive(wctx, n)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			err = nil
+	// A shared member that ended (its subscription was deleted, perhaps
+	// created again since) is replaced once.
+	for attempt := 0; ; attempt++ {
+		q, err := s.sharedMember(m.Topic, m.Subscription)
+		if err != nil {
+			return nil, err
 		}
-	} else {
-		ds, err = q.Poll(n)
+		var ds []engine.Delivery
+		if wait > 0 {
+			wctx, wcancel := context.WithTimeout(ctx, wait)
+			ds, err = q.Receive(wctx, n)
+			wcancel()
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				err = nil
+			}
+		} else {
+			ds, err = q.Poll(n)
+		}
+		if errors.Is(err, engine.ErrMemberClosed) && attempt == 0 && !s.draining() {
+			s.dropShared(m.Topic, m.Subscription, q)
+			continue
+		}
+		if err != nil {
+			return nil, s.memberError("", m.Topic, m.Subscription, q, err)
+		}
+		return connect.NewResponse(&ferryv1.ReceiveResponse{Deliveries: deliveriesToProto(ds)}), nil
 	}
-	if err != nil {
-		return nil, s.memberError(m.Topic, m.Subscription, err)
-	}
-	return connect.NewResponse(&ferryv1.ReceiveResponse{Deliveries: deliveriesToProto(ds)}), nil
 }
 
-// memberError converts an error of a queue member; a shared member that has
-// ended (its subscription deleted) is forgotten, so the next call joins
-// afresh or reports the subscription unknown.
-func (s *Service) memberError(topic, sub string, err error) error {
-	if errors.Is(err, engine.ErrMemberClosed) && topic != "" {
-		s.dropShared(topic, sub)
+// maxExtend bounds Extend: a delivery held longer than this should be
+// given back and taken again.
+const maxExtend = 12 * time.Hour
+
+// memberError converts an error of queue member q. During shutdown every
+// failure is unavailable (members are ending). A shared member that ended
+// is forgotten, so the next call joins afresh; its deliveries went back to
+// the subscription with it.
+func (s *Service) memberError(consumerID, topic, sub string, q *engine.QueueMember, err error) error {
+	if s.draining() {
+		return errShuttingDown
+	}
+	if errors.Is(err, engine.ErrMemberClosed) && consumerID == "" && topic != "" {
+		s.dropShared(topic, sub, q)
 		if _, derr := s.b.DescribeSubscription(topic, sub); derr != nil {
 			return toConnect(derr)
 		}
+		return connect.NewError(connect.CodeNotFound,
+			errorf("these deliveries are no longer in flight: the subscription was deleted and created again, so they went back to it"))
 	}
 	return toConnect(err)
 }

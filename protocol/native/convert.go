@@ -217,8 +217,12 @@ func publishMessages(in []*ferryv1.PublishMessage) []engine.Message {
 		if len(v) == 0 && m.Text != "" {
 			v = []byte(m.Text)
 		}
+		key := m.Key
+		if len(key) == 0 {
+			key = nil // no key: the engine tells keys from no key by nil
+		}
 		out[i] = engine.Message{
-			Key:       m.Key,
+			Key:       key,
 			Value:     v,
 			Timestamp: fromTS(m.Timestamp),
 			ID:        m.Id,

@@ -194,11 +194,21 @@ func withResponseController(h http.Handler) http.Handler {
 	})
 }
 
-// sendDeadline bounds the next write of ctx's response to d from now.
-func sendDeadline(ctx context.Context, d time.Duration) {
-	if rc, ok := ctx.Value(rcKey{}).(*http.ResponseController); ok {
-		rc.SetWriteDeadline(time.Now().Add(d))
+// send runs one send of ctx's response with a write deadline of
+// SendTimeout: a client that reads nothing for that long is cut off. The
+// deadline is cleared afterwards, because an HTTP/2 write deadline left set
+// resets the stream when it passes even if nothing is being written: an
+// idle consumer would be cut off after SendTimeout of quiet.
+func (s *Service) send(ctx context.Context, fn func() error) error {
+	rc, _ := ctx.Value(rcKey{}).(*http.ResponseController)
+	if rc != nil {
+		rc.SetWriteDeadline(time.Now().Add(s.opts.SendTimeout))
 	}
+	err := fn()
+	if rc != nil {
+		rc.SetWriteDeadline(time.Time{})
+	}
+	return err
 }
 
 // waitBound clamps a requested wait to the server's limit.

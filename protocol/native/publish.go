@@ -113,84 +113,125 @@ func (h publisher) PublishStream(ctx context.Context, stream *connect.BidiStream
 			}
 		}
 		for _, r := range s.storeBatches(ctx, sp, batch) {
-			sendDeadline(ctx, s.opts.SendTimeout)
-			if err := stream.Send(r); err != nil {
+			if err := s.send(ctx, func() error { return stream.Send(r) }); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-// storeBatches stores a stream's batches, those of one topic and partition
-// together in one engine call, and returns their answers in order.
+// storeBatches stores a stream's batches and returns their answers in
+// order. Each message's partition is settled here (the named one, its
+// key's, or for a batch's keyless messages the stream's next partition),
+// and the messages of one topic and partition, from every batch, go to the
+// engine in one call, in the order sent: per partition, storage order is
+// the order of the stream. Calls for different partitions run at once.
 func (s *Service) storeBatches(ctx context.Context, sp *spreader, batches []*ferryv1.PublishStreamRequest) []*ferryv1.PublishStreamResponse {
-	type group struct {
-		topic     string
-		partition *int32
-		idx       []int // batches of the group, in order
+	type slot struct{ batch, msg int }
+	type part struct {
+		topic string
+		p     int
 	}
-	type groupKey struct {
-		topic     string
-		explicit  bool // a partition was named
-		partition int32
+	type group struct {
+		part
+		msgs  []engine.Message
+		slots []slot
 	}
 	var groups []*group
-	byKey := map[groupKey]*group{}
+	byPart := map[part]*group{}
+	res := make([][]engine.Published, len(batches))
+	errs := make([]error, len(batches))
 	for i, b := range batches {
-		key := groupKey{topic: b.Topic}
-		part := b.Partition
-		if part == nil {
-			part = sp.keyless(b)
+		msgs := publishMessages(b.Messages)
+		res[i] = make([]engine.Published, len(msgs))
+		if len(msgs) == 0 {
+			errs[i] = invalid("no messages to publish")
+			continue
 		}
-		if part != nil {
-			key.explicit, key.partition = true, *part
+		parts, err := sp.partitions(b, msgs)
+		if err != nil {
+			errs[i] = err
+			continue
 		}
-		g := byKey[key]
-		if g == nil {
-			g = &group{topic: b.Topic, partition: part}
-			byKey[key] = g
-			groups = append(groups, g)
+		for j := range msgs {
+			k := part{b.Topic, parts[j]}
+			g := byPart[k]
+			if g == nil {
+				g = &group{part: k}
+				byPart[k] = g
+				groups = append(groups, g)
+			}
+			g.msgs = append(g.msgs, msgs[j])
+			g.slots = append(g.slots, slot{i, j})
 		}
-		g.idx = append(g.idx, i)
 	}
-	out := make([]*ferryv1.PublishStreamResponse, len(batches))
-	store := func(g *group) {
-		var msgs []engine.Message
-		for _, i := range g.idx {
-			msgs = append(msgs, publishMessages(batches[i].Messages)...)
+	var errMu sync.Mutex // a batch's messages may be in several groups
+	fail := func(i int, err error) {
+		errMu.Lock()
+		if errs[i] == nil {
+			errs[i] = err
 		}
-		res, err := s.publish(ctx, g.topic, g.partition, msgs)
-		if err != nil && len(g.idx) > 1 && connect.CodeOf(err) == connect.CodeInvalidArgument {
-			// A bad message fails its own batch only; the engine checks
-			// messages before it stores any, so the others are stored
-			// one batch at a time.
-			for _, i := range g.idx {
-				res, err := s.publish(ctx, g.topic, g.partition, publishMessages(batches[i].Messages))
-				out[i] = streamAnswer(batches[i].Sequence, res, err)
+		errMu.Unlock()
+	}
+	store := func(g *group) {
+		out, err := s.b.PublishTo(ctx, g.topic, g.p, g.msgs...)
+		if err == nil {
+			for k, sl := range g.slots {
+				res[sl.batch][sl.msg] = out[k]
 			}
 			return
 		}
-		at := 0
-		for _, i := range g.idx {
-			n := len(batches[i].Messages)
-			var part []engine.Published
-			if err == nil {
-				part = res[at : at+n]
+		err = toConnect(err)
+		if len(out) == len(g.msgs) {
+			// The engine stored some and says which (offset -1: not
+			// stored): a batch fails only if one of its own did.
+			for k, sl := range g.slots {
+				res[sl.batch][sl.msg] = out[k]
+				if out[k].Offset < 0 {
+					fail(sl.batch, err)
+				}
 			}
-			out[i] = streamAnswer(batches[i].Sequence, part, err)
-			at += n
+			return
+		}
+		if connect.CodeOf(err) != connect.CodeInvalidArgument {
+			for _, sl := range g.slots {
+				fail(sl.batch, err)
+			}
+			return
+		}
+		// A bad message fails its own batch only: the engine checks the
+		// messages before it stores any, so the group's batches are stored
+		// again one at a time, in order.
+		for lo := 0; lo < len(g.slots); {
+			hi := lo
+			for hi < len(g.slots) && g.slots[hi].batch == g.slots[lo].batch {
+				hi++
+			}
+			out, err := s.b.PublishTo(ctx, g.topic, g.p, g.msgs[lo:hi]...)
+			for k := lo; k < hi; k++ {
+				if err != nil {
+					fail(g.slots[k].batch, toConnect(err))
+				} else {
+					res[g.slots[k].batch][g.slots[k].msg] = out[k-lo]
+				}
+			}
+			lo = hi
 		}
 	}
 	if len(groups) == 1 {
 		store(groups[0])
-		return out
+	} else {
+		var wg sync.WaitGroup
+		for _, g := range groups {
+			wg.Go(func() { store(g) })
+		}
+		wg.Wait()
 	}
-	var wg sync.WaitGroup
-	for _, g := range groups {
-		wg.Go(func() { store(g) })
+	answers := make([]*ferryv1.PublishStreamResponse, len(batches))
+	for i, b := range batches {
+		answers[i] = streamAnswer(b.Sequence, res[i], errs[i])
 	}
-	wg.Wait()
-	return out
+	return answers
 }
 
 func streamAnswer(seq uint64, res []engine.Published, err error) *ferryv1.PublishStreamResponse {
@@ -213,52 +254,63 @@ func errorMessage(err error) string {
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
 
-// spreader gives a publish stream's keyless batches their partitions, the
-// next partition for each batch, as separate Publish calls get: without it
-// the batches stored together would all land on one partition.
+// spreader settles the partitions of a publish stream's messages as
+// separate Publish calls would: the named partition; the key's (Kafka's
+// murmur2, over the topic's partition count); and for the keyless messages
+// of a batch one partition, the next one for the stream's next batch.
 type spreader struct {
 	s      *Service
 	topics map[string]*spread
 }
 
 type spread struct {
-	partitions int32
-	next       int32
+	partitions int
+	next       int
 	checked    time.Time
 }
 
 // spreadRefresh is how often a stream rereads a topic's partition count,
-// so that partitions added later get batches too.
+// so that partitions added later get messages too.
 const spreadRefresh = time.Second
 
-// keyless returns the partition for batch b when all its messages are
-// keyless, nil otherwise (keys pick partitions; or the topic is unknown,
-// which the engine then reports).
-func (sp *spreader) keyless(b *ferryv1.PublishStreamRequest) *int32 {
-	for _, m := range b.Messages {
-		if len(m.Key) > 0 {
-			return nil
+// partitions returns the partition of each message of batch b.
+func (sp *spreader) partitions(b *ferryv1.PublishStreamRequest, msgs []engine.Message) ([]int, error) {
+	out := make([]int, len(msgs))
+	if b.Partition != nil {
+		if *b.Partition < 0 {
+			return nil, invalid("partition %d is negative", *b.Partition)
 		}
+		for j := range out {
+			out[j] = int(*b.Partition)
+		}
+		return out, nil
 	}
 	t := sp.topics[b.Topic]
 	now := time.Now()
 	if t == nil || now.Sub(t.checked) > spreadRefresh {
 		info, err := sp.s.b.DescribeTopic(b.Topic)
 		if err != nil {
-			return nil
+			return nil, toConnect(err)
 		}
 		if t == nil {
 			// Streams start at a random partition, so that many short
 			// streams do not all load the first.
-			t = &spread{next: rand.Int32N(1 << 20)}
+			t = &spread{next: rand.IntN(1 << 20)}
 			sp.topics[b.Topic] = t
 		}
-		t.partitions, t.checked = int32(len(info.Partitions)), now
+		t.partitions, t.checked = len(info.Partitions), now
 	}
-	if t.partitions == 0 {
-		return nil
+	keyless := -1
+	for j, m := range msgs {
+		if m.Key != nil {
+			out[j] = engine.KeyPartition(m.Key, t.partitions)
+			continue
+		}
+		if keyless < 0 {
+			keyless = t.next % t.partitions
+			t.next = keyless + 1
+		}
+		out[j] = keyless
 	}
-	p := t.next % t.partitions
-	t.next = p + 1
-	return &p
+	return out, nil
 }

@@ -53,12 +53,17 @@ func (h readers) Read(ctx context.Context, req *connect.Request[ferryv1.ReadRequ
 	if maxBytes == 0 {
 		maxBytes = 1 << 20
 	}
+	ctx, cancel := s.untilDrain(ctx)
+	defer cancel()
 	res, err := s.b.Read(ctx, m.Topic, p, off, engine.ReadOptions{
 		MaxBytes:    min(maxBytes, s.opts.MaxReadBytes),
 		MaxMessages: int(m.MaxMessages),
 		Wait:        s.waitBound(fromDur(m.Wait)),
 	})
 	if err != nil {
+		if s.draining() {
+			return nil, errShuttingDown
+		}
 		return nil, toConnect(err)
 	}
 	return connect.NewResponse(&ferryv1.ReadResponse{
