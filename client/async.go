@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	ferryv1 "github.com/ferrymq/ferry/api/ferry/v1"
 )
@@ -66,6 +68,14 @@ func failedFuture(err error) *Future {
 // message too large) fails its futures with the broker's error, as does a
 // stream the broker refuses for good (Unimplemented, PermissionDenied).
 //
+// A message that does not fit in one request (WithMaxRequestBytes, 8 MiB
+// by default) on its own fails at once with InvalidArgument; batches are
+// cut to fit. Should a publish stream still end with ResourceExhausted
+// twice in a row with the same batch first in line (WithMaxRequestBytes
+// set above the broker's max_request_bytes, or a broker at its max_streams
+// limit), that batch's futures fail with the error rather than the batch
+// being sent for ever, and the batches after it go on.
+//
 // ctx bounds only the wait for room; once queued, the message is sent
 // until acknowledged or the Client is closed. msg's byte slices must not
 // be changed until the future resolves.
@@ -119,7 +129,8 @@ type pubBatch struct {
 	seq     uint64
 	msgs    []*ferryv1.PublishMessage
 	futures []*Future
-	bytes   int64
+	bytes   int64 // message bytes, as the outstanding and batch limits count
+	wire    int   // encoded size of msgs within a PublishStreamRequest
 	timer   *time.Timer
 	done    chan struct{} // closed when every future is resolved
 }
@@ -145,6 +156,9 @@ type asyncPublisher struct {
 	roomWaited bool
 	wake       chan struct{}
 	stopped    chan struct{}
+	// exhausted is the sequence of the batch first in line when the last
+	// stream ended with ResourceExhausted (0: the last did not).
+	exhausted uint64
 }
 
 func newAsyncPublisher(c *Client) *asyncPublisher {
@@ -167,6 +181,16 @@ func (p *asyncPublisher) add(ctx context.Context, key batchKey, m *Message) *Fut
 	if pm.Id == "" && cfg.autoID {
 		pm.Id = p.c.newMessageID()
 		size += int64(len(pm.Id))
+	}
+	// The request limit bounds the encoded batch: the message's own bytes
+	// plus its field's tag and length, besides the request's other fields.
+	wire := 1 + protowire.SizeBytes(proto.Size(pm))
+	room := cfg.maxRequest - streamRequestOverhead(key.topic)
+	if wire > room {
+		return failedFuture(connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
+			"ferry client: message of %d bytes (%d encoded) does not fit in one request of at most %d bytes "+
+				"(WithMaxRequestBytes, which must not exceed the broker's max_request_bytes)",
+			m.size(), wire, cfg.maxRequest)))
 	}
 	p.mu.Lock()
 	for {
@@ -192,7 +216,7 @@ func (p *asyncPublisher) add(ctx context.Context, key batchKey, m *Message) *Fut
 		p.mu.Lock()
 	}
 	b := p.open[key]
-	if b != nil && b.bytes+size > int64(cfg.batchBytes) {
+	if b != nil && (b.bytes+size > int64(cfg.batchBytes) || b.wire+wire > room) {
 		p.sealLocked(b)
 		b = nil
 	}
@@ -213,6 +237,7 @@ func (p *asyncPublisher) add(ctx context.Context, key batchKey, m *Message) *Fut
 	b.msgs = append(b.msgs, pm)
 	b.futures = append(b.futures, f)
 	b.bytes += size
+	b.wire += wire
 	p.msgs++
 	p.bytes += size
 	if cfg.linger == 0 || len(b.msgs) >= cfg.batchMessages || b.bytes >= int64(cfg.batchBytes) {
@@ -220,6 +245,14 @@ func (p *asyncPublisher) add(ctx context.Context, key batchKey, m *Message) *Fut
 	}
 	p.mu.Unlock()
 	return f
+}
+
+// streamRequestOverhead bounds the encoded size of a PublishStreamRequest's
+// fields other than its messages: sequence, topic and partition.
+func streamRequestOverhead(topic string) int {
+	return 1 + protowire.SizeVarint(^uint64(0)) + // sequence
+		1 + protowire.SizeBytes(len(topic)) + // topic
+		1 + protowire.SizeVarint(uint64(1<<31-1)) // partition
 }
 
 // sealLocked numbers an open batch and queues it for sending.
@@ -334,7 +367,30 @@ func (p *asyncPublisher) run() {
 		p.queue = append(p.sent, p.queue...)
 		p.sent = nil
 		pending := len(p.queue)
-		if !retryable(err) && connect.CodeOf(err) != connect.CodeResourceExhausted {
+		exhausted := p.exhausted
+		p.exhausted = 0
+		switch {
+		case connect.CodeOf(err) == connect.CodeResourceExhausted:
+			// The broker ends a stream so when a request is over its
+			// max_request_bytes (the batch will never go through) or when
+			// it has too many streams open (it may, later). The batch
+			// first in line is the one the broker could not read: refused
+			// twice in a row, it fails, and the others go on.
+			if pending == 0 {
+				break
+			}
+			head := p.queue[0]
+			if head.seq != exhausted {
+				p.exhausted = head.seq
+				break
+			}
+			p.queue[0] = nil
+			p.queue = p.queue[1:]
+			pending--
+			p.c.log.Warn("ferry client: publish stream refused the same batch twice, failing it",
+				"topic", head.key.topic, "messages", len(head.msgs), "encoded_bytes", head.wire, "err", err)
+			p.resolveLocked(head, nil, err)
+		case !retryable(err):
 			for _, b := range p.queue {
 				p.resolveLocked(b, nil, err)
 			}

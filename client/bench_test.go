@@ -96,9 +96,22 @@ func BenchmarkConsumeStream(b *testing.B) {
 	}
 }
 
+// BenchmarkSubscribeQueue runs an instant handler, with SubscribeQueue's
+// default credit (twice the concurrency: every few messages wait for a
+// grant's round trip) and with a credit of 256, what short handlers want.
 func BenchmarkSubscribeQueue(b *testing.B) {
-	for _, conc := range []int{1, 16} {
-		b.Run(fmt.Sprintf("concurrency-%d", conc), func(b *testing.B) {
+	for _, tc := range []struct {
+		conc   int
+		credit int // 0: the default
+	}{{1, 0}, {16, 0}, {1, 256}, {16, 256}} {
+		conc := tc.conc
+		opts := []client.SubscribeOption{client.WithConcurrency(conc)}
+		name := fmt.Sprintf("concurrency-%d/credit-default", conc)
+		if tc.credit > 0 {
+			opts = append(opts, client.WithSubscribeCredit(tc.credit))
+			name = fmt.Sprintf("concurrency-%d/credit-%d", conc, tc.credit)
+		}
+		b.Run(name, func(b *testing.B) {
 			s := startServer(b, b.TempDir(), "127.0.0.1:0")
 			c := newClient(b, s)
 			createTopic(b, c, "bench", 4)
@@ -120,7 +133,7 @@ func BenchmarkSubscribeQueue(b *testing.B) {
 					cancel()
 				}
 				return nil
-			}, client.WithConcurrency(conc))
+			}, opts...)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -57,6 +57,7 @@ type core[T any] struct {
 
 	mu      sync.Mutex
 	cur     *session[T]   // nil once ended
+	old     []*session[T] // ended streams whose items are still to hand out (keepOld)
 	changed chan struct{} // closed when cur changes
 	err     error         // why it ended
 	ended   chan struct{}
@@ -173,6 +174,7 @@ func (k *core[T]) run(s *session[T]) {
 
 func (k *core[T]) replace(s *session[T]) {
 	k.mu.Lock()
+	k.keepItemsLocked()
 	k.cur = s
 	close(k.changed)
 	k.changed = make(chan struct{})
@@ -181,11 +183,26 @@ func (k *core[T]) replace(s *session[T]) {
 
 func (k *core[T]) end(err error) {
 	k.mu.Lock()
+	if !errors.Is(err, ErrClosed) {
+		// What the last stream received comes before the error; after
+		// Close there is nothing more to take.
+		k.keepItemsLocked()
+	}
 	k.cur = nil
 	k.err = err
 	close(k.changed)
 	close(k.ended)
 	k.mu.Unlock()
+}
+
+// keepItemsLocked queues, with keepOld, the items the current stream
+// received but the application has not taken, to be handed out before
+// any later stream's. It is called when the current stream has ended,
+// so nothing more arrives in its items.
+func (k *core[T]) keepItemsLocked() {
+	if k.keepOld && k.cur != nil && len(k.cur.items) > 0 {
+		k.old = append(k.old, k.cur)
+	}
 }
 
 // current returns the attached stream, nil while reattaching or ended.
@@ -205,11 +222,24 @@ func (k *core[T]) current() *session[T] {
 
 // next waits for the next item. What a failed stream received but the
 // application did not take is dropped (the broker delivers it again),
-// except with keepOld.
+// except with keepOld: then it is all handed out, in the order received,
+// before anything the next stream receives, and before the error that
+// ended the consumer (but not after Close).
 func (k *core[T]) next(ctx context.Context) (T, *session[T], error) {
 	var zero T
 	for {
 		k.mu.Lock()
+		for len(k.old) > 0 {
+			o := k.old[0]
+			select {
+			case it := <-o.items:
+				k.mu.Unlock()
+				return it, o, nil
+			default:
+				k.old[0] = nil
+				k.old = k.old[1:]
+			}
+		}
 		s, changed, err := k.cur, k.changed, k.err
 		k.mu.Unlock()
 		if s == nil {

@@ -49,13 +49,24 @@
 // # Flow control
 //
 // Every consumer has a credit (WithCredit, WithSubscribeCredit, default
-// 256): the broker sends at most that many messages ahead of the
-// application. The client owes credit back for each message the
-// application takes and pays it back in the grant field of the next Ack,
-// Nack or Commit, or with a Grant call once half the credit is owed. So no
-// more than the credit ever waits in the client, and a consumer that keeps
-// up is never starved. A queue's max_in_flight bounds on top of that the
-// deliveries a consumer holds unacknowledged.
+// 256; SubscribeQueue's default is twice its concurrency): the broker
+// sends at most that many messages ahead of the application. The client
+// owes credit back for each message the application takes and pays it
+// back in the grant field of the next Ack, Nack or Commit, or with a Grant
+// call once half the credit is owed. So no more than the credit ever
+// waits in the client, and a consumer that keeps up is never starved. A
+// queue's max_in_flight bounds on top of that the deliveries a consumer
+// holds unacknowledged.
+//
+// A queue delivery's ack deadline runs from when the broker sends it, so
+// deliveries sent ahead may expire before the application gets to them:
+// the queue consumer skips those (the broker delivers them again) rather
+// than do their work twice. Keep a queue consumer's credit to what it
+// gets through well within the ack deadline.
+//
+// Requests are bounded too: WithMaxRequestBytes (default 8 MiB) must not
+// exceed the broker's max_request_bytes. Async publish batches are cut to
+// fit it, and a message too large for one request fails at once.
 //
 // # Failures
 //
@@ -68,6 +79,12 @@
 // InvalidArgument, PermissionDenied, FailedPrecondition when the
 // subscription was deleted, ResourceExhausted for an ephemeral subscriber
 // cut off for being slow) end the consumer with that error.
+//
+// A rebalance moves partitions between stream members; the broker lets go
+// of a partition before its old owner hears that it lost it, so the old
+// owner cannot commit its last progress there: the new owner receives
+// again what was processed since the last commit, up to one auto-commit
+// interval (WithAutoCommit) of messages of each partition moved.
 //
 // Async publishing is at-least-once: batches not acknowledged when the
 // publish stream fails are sent again on the next one. Give messages IDs,

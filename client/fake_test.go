@@ -63,8 +63,16 @@ func (f *fakePublisher) PublishStream(ctx context.Context, stream *connect.BidiS
 
 func serveFake(t *testing.T, f *fakePublisher) string {
 	t.Helper()
+	path, h := ferryv1connect.NewPublishServiceHandler(f)
+	return serveH2C(t, path, h)
+}
+
+// serveH2C serves a Connect handler (path and handler) over h2c until
+// the test ends, and returns its address.
+func serveH2C(t *testing.T, path string, h http.Handler) string {
+	t.Helper()
 	mux := http.NewServeMux()
-	mux.Handle(ferryv1connect.NewPublishServiceHandler(f))
+	mux.Handle(path, h)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,8 @@ const (
 	DefaultCredit                 = 256
 	DefaultCloseTimeout           = 10 * time.Second
 	DefaultAutoCommitInterval     = time.Second
+	// DefaultMaxRequestBytes is the broker's default max_request_bytes.
+	DefaultMaxRequestBytes = 8 << 20
 	// MaxCredit is the largest credit the broker accepts by default.
 	MaxCredit = 10_000
 )
@@ -46,6 +48,7 @@ type config struct {
 	backoffMax     time.Duration
 	credit         int
 	closeTimeout   time.Duration
+	maxRequest     int
 }
 
 func defaultConfig() config {
@@ -61,6 +64,7 @@ func defaultConfig() config {
 		backoffMax:     DefaultReconnectBackoffMax,
 		credit:         DefaultCredit,
 		closeTimeout:   DefaultCloseTimeout,
+		maxRequest:     DefaultMaxRequestBytes,
 	}
 }
 
@@ -81,6 +85,7 @@ func (c *config) validate() error {
 		"reconnect backoff %v..%v: want 0 < min <= max", c.backoffMin, c.backoffMax)
 	check(c.credit >= 1 && c.credit <= MaxCredit, "credit %d outside 1..%d", c.credit, MaxCredit)
 	check(c.closeTimeout >= 0, "close timeout %v is negative", c.closeTimeout)
+	check(c.maxRequest >= minMaxRequestBytes, "max request bytes %d is below %d", c.maxRequest, minMaxRequestBytes)
 	if len(errs) > 0 {
 		return fmt.Errorf("ferry client: %w", errors.Join(errs...))
 	}
@@ -115,11 +120,31 @@ func WithPublishLinger(d time.Duration) Option { return func(c *config) { c.ling
 
 // WithPublishBatchBytes caps an async publish batch's message bytes (key,
 // value, headers and id), default 1 MiB. A batch is sent when it is full.
+// A batch is also never larger than WithMaxRequestBytes, encoded.
 func WithPublishBatchBytes(n int) Option { return func(c *config) { c.batchBytes = n } }
 
 // WithPublishBatchMessages caps an async publish batch's message count,
 // default 1000.
 func WithPublishBatchMessages(n int) Option { return func(c *config) { c.batchMessages = n } }
+
+// WithMaxRequestBytes is the largest request the client sends, encoded
+// (default 8 MiB, the broker's default max_request_bytes). It must not
+// exceed the broker's max_request_bytes, which bounds one request message:
+// the broker refuses a larger request, and over a publish stream that
+// ends the whole stream.
+//
+// Async publish batches are cut to fit it; a message that cannot fit in a
+// request on its own fails at once, its Future with InvalidArgument, as
+// does a Publish call whose request would be larger (publish such
+// messages in several calls). A topic may accept messages up to its
+// max_message_bytes (up to 64 MiB): to publish messages over 8 MiB, raise
+// the broker's max_request_bytes and this limit together. Acks of many
+// deliveries are split into several calls to fit it.
+func WithMaxRequestBytes(n int) Option { return func(c *config) { c.maxRequest = n } }
+
+// minMaxRequestBytes is the least WithMaxRequestBytes accepted: room for a
+// request's own fields besides its messages.
+const minMaxRequestBytes = 1 << 10
 
 // WithMaxOutstanding bounds the async publishes not yet acknowledged:
 // messages (default 10,000) and their bytes (default 64 MiB). When the next
@@ -152,7 +177,9 @@ func WithReconnectBackoff(min, max time.Duration) Option {
 
 // WithCredit sets the default credit of consumers (see WithSubscribeCredit):
 // how many messages the broker may send ahead of the application, default
-// 256, at most 10,000.
+// 256, at most 10,000. SubscribeQueue does not use it: its default is
+// twice its concurrency, so that deliveries do not wait in the client
+// past their ack deadline.
 func WithCredit(n int) Option { return func(c *config) { c.credit = n } }
 
 // WithCloseTimeout bounds how long Close waits for async publishes to be
@@ -165,6 +192,7 @@ type SubscribeOption func(*subscribeConfig)
 
 type subscribeConfig struct {
 	credit         int
+	creditSet      bool // by WithSubscribeCredit
 	concurrency    int
 	autoCommit     time.Duration
 	sessionTimeout time.Duration
@@ -202,8 +230,18 @@ func (c *Client) subscribeConfig(opts []SubscribeOption) (subscribeConfig, error
 // broker may send before the client grants more. The client holds at most
 // that many received messages the application has not taken yet; it grants
 // credit back as the application takes them. Defaults to the Client's
-// WithCredit.
-func WithSubscribeCredit(n int) SubscribeOption { return func(s *subscribeConfig) { s.credit = n } }
+// WithCredit, except for SubscribeQueue: twice WithConcurrency.
+//
+// The trade-off: a larger credit keeps the broker sending while the
+// application works (fewer round trips, better throughput), a smaller one
+// bounds how long received messages wait in the client. For a queue that
+// matters: a delivery's ack deadline runs while it waits, and one whose
+// deadline passes before the application takes it is skipped (see
+// QueueConsumer.Next) and delivered again. Size a queue consumer's credit
+// so that the application gets through it well within the ack deadline.
+func WithSubscribeCredit(n int) SubscribeOption {
+	return func(s *subscribeConfig) { s.credit, s.creditSet = n, true }
+}
 
 // WithConcurrency runs the handler of a Subscribe* method on n goroutines
 // (default 1). Queue: any delivery to any goroutine. Stream and ephemeral:
@@ -214,7 +252,14 @@ func WithConcurrency(n int) SubscribeOption { return func(s *subscribeConfig) { 
 // of the messages it processed (default every second); zero or negative
 // turns automatic commits off (commit with StreamConsumer.Commit). With
 // automatic commits on, the consumer also commits when its assignment
-// changes and when it is closed.
+// changes (the partitions it keeps) and when it is closed.
+//
+// Progress on a partition the consumer loses in a rebalance is not
+// committed after its last automatic commit: the broker hands the
+// partition over before the consumer hears of it, and refuses commits
+// for it from then on. Its new owner starts from the last commit, so up
+// to one interval of messages is received again. A shorter interval
+// narrows that window, at one Commit call per interval.
 func WithAutoCommit(interval time.Duration) SubscribeOption {
 	return func(s *subscribeConfig) { s.autoCommit = interval }
 }

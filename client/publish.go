@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	ferryv1 "github.com/ferrymq/ferry/api/ferry/v1"
 )
@@ -13,8 +14,11 @@ import (
 // went, in order, once they are durable under the topic's fsync policy.
 // Keys pick partitions; keyless messages of one call go together to one
 // partition, the next call's to the next. Errors: NotFound for an unknown
-// topic, InvalidArgument for a message over the topic's limit. Publish
-// does not retry: give messages an ID to retry safely.
+// topic, InvalidArgument for a message over the topic's limit, and
+// InvalidArgument from the client itself, before sending anything, when
+// the request would be larger than WithMaxRequestBytes (the broker would
+// refuse it: publish fewer messages per call). Publish does not retry:
+// give messages an ID to retry safely.
 func (c *Client) Publish(ctx context.Context, topic string, msgs ...Message) ([]Published, error) {
 	return c.publish(ctx, topic, nil, msgs)
 }
@@ -31,6 +35,12 @@ func (c *Client) publish(ctx context.Context, topic string, partition *int32, ms
 	req := &ferryv1.PublishRequest{Topic: topic, Partition: partition, Messages: make([]*ferryv1.PublishMessage, len(msgs))}
 	for i := range msgs {
 		req.Messages[i] = toPublishMessage(&msgs[i])
+	}
+	if n := proto.Size(req); n > c.cfg.maxRequest {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
+			"ferry client: publish request of %d messages is %d bytes encoded, over the limit of %d bytes for one request "+
+				"(WithMaxRequestBytes, which must not exceed the broker's max_request_bytes); publish fewer or smaller messages per call",
+			len(msgs), n, c.cfg.maxRequest))
 	}
 	resp, err := call(c, ctx, c.pub.Publish, req)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	ferryv1 "github.com/ferrymq/ferry/api/ferry/v1"
 )
@@ -34,6 +35,17 @@ type Delivery struct {
 	c       *Client
 	att     *attachment
 	settled atomic.Bool
+	// live: the deadline had not passed, by this machine's clock, when the
+	// delivery was received. Only such a delivery is judged expired later:
+	// one that arrives already past its deadline says the clocks disagree.
+	live bool
+}
+
+// expired reports whether the delivery's deadline has passed since it was
+// received: the broker has given it, or will give it at once, to another
+// consumer (or this one again).
+func (d *Delivery) expired(now time.Time) bool {
+	return d.live && !now.Before(d.Deadline)
 }
 
 // Ack acknowledges the delivery: it is never delivered again. NotFound
@@ -71,38 +83,100 @@ func (d *Delivery) Extend(ctx context.Context, by time.Duration) (time.Time, err
 	return resp.Deadlines[0].AsTime(), nil
 }
 
+// ack acknowledges ids with as few Ack calls as fit WithMaxRequestBytes
+// (one, but for a huge backlog), so that the broker never refuses one for
+// its size and settled can tell what the broker did with its grant.
 func (c *Client) ack(ctx context.Context, att *attachment, ids []string) error {
-	grant := att.credit.take()
-	_, err := call(c, ctx, c.consume.Ack, &ferryv1.AckRequest{ConsumerId: att.id, DeliveryIds: ids, Grant: grant})
-	c.settled(att, grant, err)
-	return err
+	var errs []error
+	for len(ids) > 0 {
+		room := c.cfg.maxRequest - ackRequestOverhead(att.id)
+		n, size := 0, 0
+		for n < len(ids) {
+			sz := 1 + protowire.SizeBytes(len(ids[n]))
+			if n > 0 && size+sz > room {
+				break
+			}
+			size += sz
+			n++
+		}
+		grant := att.credit.take()
+		_, err := call(c, ctx, c.consume.Ack, &ferryv1.AckRequest{ConsumerId: att.id, DeliveryIds: ids[:n], Grant: grant})
+		c.settled(att, grant, err)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		ids = ids[n:]
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
 }
 
-// settled keeps the credit an Ack, Nack or Commit carried when the broker
-// did not apply it: the call did not reach it, or was refused as a whole.
+// ackRequestOverhead bounds the encoded size of an AckRequest's fields
+// other than its delivery ids.
+func ackRequestOverhead(consumerID string) int {
+	return 1 + protowire.SizeBytes(len(consumerID)) + 1 + protowire.SizeVarint(uint64(1<<31-1))
+}
+
+// settled gives back the credit an Ack, Nack or Commit carried in its
+// grant field, unless the broker applied it. The rule (consume.proto): the
+// broker applies the grant of a call that names a live consumer and is
+// well-formed, even when the acknowledgement or commit itself fails;
+// it does not when the call fails as malformed (InvalidArgument) or never
+// reached the broker (Unavailable, DeadlineExceeded, Canceled, a broken
+// connection, the client closed). So:
+//
+//   - NotFound: a delivery was not in flight (grant applied), or the
+//     consumer is gone (not applied, but its stream has ended: its credit
+//     no longer matters);
+//   - FailedPrecondition: a partition not owned, or the consumer ended
+//     (applied);
+//   - ResourceExhausted: the broker could not write the acknowledgement
+//     or commit (disk full; applied). A request over the broker's
+//     max_request_bytes would be refused unread with that code too, which
+//     is why ack splits what it sends to fit WithMaxRequestBytes;
+//   - InvalidArgument, and every failure to reach the broker: not applied;
+//   - anything else, Internal included (a failure inside the broker, or a
+//     stream reset in transit: no telling how far the call got): taken as
+//     not applied. Should the broker have applied it after all, the
+//     consumer ends up with more credit than asked for, which costs
+//     memory; the other way round it would lose credit for good, and a
+//     consumer whose credit drains to zero receives nothing more.
 func (c *Client) settled(att *attachment, grant int32, err error) {
-	if err == nil {
+	if err == nil || grant == 0 {
 		return
 	}
-	switch connect.CodeOf(err) {
-	case connect.CodeNotFound, connect.CodeFailedPrecondition:
-		// The broker applied the grant though the settlement failed (an
-		// unknown delivery, a partition not owned); see consume.proto.
-	default:
+	if !grantApplied(err) {
 		att.credit.giveBack(grant)
 	}
+}
+
+// grantApplied reports whether the broker applied the grant of an Ack,
+// Nack or Commit that failed with err; see settled.
+func grantApplied(err error) bool {
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return false // the client's own error: the call was not made
+	}
+	switch ce.Code() {
+	case connect.CodeNotFound, connect.CodeFailedPrecondition, connect.CodeResourceExhausted:
+		return true
+	}
+	return false
 }
 
 // QueueConsumer is a consumer attached to a queue subscription
 // (ConsumeQueue). Its methods are safe for concurrent use: several
 // goroutines may call Next and settle deliveries.
 type QueueConsumer struct {
-	c     *Client
-	core  *core[*Delivery]
-	topic string
-	sub   string
-	once  sync.Once
-	acks  acker // SubscribeQueue's
+	c       *Client
+	core    *core[*Delivery]
+	topic   string
+	sub     string
+	once    sync.Once
+	acks    acker        // SubscribeQueue's
+	expired atomic.Int64 // deliveries Next skipped
 }
 
 // ConsumeQueue attaches a consumer to the queue subscription sub of topic
@@ -117,13 +191,24 @@ type QueueConsumer struct {
 // all again. A non-retryable error (NotFound topic or subscription,
 // FailedPrecondition when the subscription is deleted, PermissionDenied)
 // ends the consumer: Next returns it.
+//
+// The broker sends up to the credit (WithSubscribeCredit) deliveries
+// ahead, and their ack deadlines run while they wait in the client. Keep
+// the credit to what the application gets through well within the
+// subscription's ack deadline: Next skips deliveries whose deadline
+// passed while they waited (see Next).
 func (c *Client) ConsumeQueue(ctx context.Context, topic, sub string, opts ...SubscribeOption) (*QueueConsumer, error) {
 	sc, err := c.subscribeConfig(opts)
 	if err != nil {
 		return nil, err
 	}
+	return c.consumeQueue(ctx, topic, sub, sc)
+}
+
+func (c *Client) consumeQueue(ctx context.Context, topic, sub string, sc subscribeConfig) (*QueueConsumer, error) {
 	q := &QueueConsumer{c: c, topic: topic, sub: sub}
 	q.acks.c = c
+	var err error
 	q.core, err = startCore(ctx, c, "queue "+topic+"/"+sub, sc.credit, false, q.dial)
 	if err != nil {
 		return nil, err
@@ -192,19 +277,37 @@ func (q *QueueConsumer) newDelivery(att *attachment, d *ferryv1.Delivery) *Deliv
 	}
 	if d.Deadline != nil {
 		out.Deadline = d.Deadline.AsTime()
+		out.live = time.Now().Before(out.Deadline)
 	}
 	return out
 }
 
 // Next waits for the next delivery, until ctx ends or the consumer ends
 // (ErrClosed after Close, or the error that ended it).
+//
+// Deliveries whose Deadline passed while they waited in the client (the
+// broker sent them ahead, up to the credit, and the application took long
+// to get to them) are skipped, neither acknowledged nor handed out: the
+// broker has already given them to another consumer, or will give them to
+// this one again, so working on them would do the work twice (and their
+// acks would fail with NotFound). They are logged at debug level. Deadlines are the broker's clock read by this machine's: keep the
+// clocks synchronized. A delivery that arrives already past its deadline
+// (the clocks disagree by more than the ack deadline) is handed out.
 func (q *QueueConsumer) Next(ctx context.Context) (*Delivery, error) {
-	d, s, err := q.core.next(ctx)
-	if err != nil {
-		return nil, err
+	for {
+		d, s, err := q.core.next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.credit.consumed(1)
+		if !d.expired(time.Now()) {
+			return d, nil
+		}
+		n := q.expired.Add(1)
+		q.c.log.Debug("ferry client: skipped a delivery whose ack deadline passed while it waited in the client",
+			"topic", q.topic, "subscription", q.sub, "delivery", d.ID, "deadline", d.Deadline,
+			"skipped", n)
 	}
-	s.credit.consumed(1)
-	return d, nil
 }
 
 // Deliveries iterates over the deliveries as Next returns them (settling
@@ -264,12 +367,27 @@ func (q *QueueConsumer) Close() error {
 // the handler settled it itself. Acks are sent in the background, many
 // deliveries per call under load; SubscribeQueue returns once they are
 // sent. See ConsumeQueue for reconnection.
+//
+// Deliveries whose ack deadline passed while they waited for a free
+// handler are skipped (see QueueConsumer.Next). To keep that rare, the
+// credit (how many deliveries the broker sends ahead) is by default twice
+// the concurrency rather than the Client's WithCredit: a delivery waits
+// about two handler runs at most. The price is throughput with short
+// handlers: every delivery or two then waits for a grant's round trip to
+// the broker, so a handler of microseconds gets a few thousand deliveries
+// a second over loopback (fewer across a network) instead of a hundred
+// thousand. For short handlers
+// set WithSubscribeCredit (a few hundred), keeping credit / concurrency ×
+// the slowest handler run well within the subscription's ack deadline.
 func (c *Client) SubscribeQueue(ctx context.Context, topic, sub string, handler func(context.Context, *Delivery) error, opts ...SubscribeOption) error {
 	sc, err := c.subscribeConfig(opts)
 	if err != nil {
 		return err
 	}
-	q, err := c.ConsumeQueue(ctx, topic, sub, opts...)
+	if !sc.creditSet {
+		sc.credit = min(2*sc.concurrency, MaxCredit)
+	}
+	q, err := c.consumeQueue(ctx, topic, sub, sc)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

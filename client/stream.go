@@ -36,8 +36,15 @@ type streamItem struct {
 // Positions: a message is processed once the application is done with it
 // (see Next and Messages); with automatic commits (WithAutoCommit, on by
 // default) the consumer commits the positions after the processed
-// messages every interval, when its assignment changes and when it is
-// closed. Commit commits chosen offsets yourself.
+// messages every interval, when its assignment changes (for the
+// partitions it keeps) and when it is closed. Commit commits chosen
+// offsets yourself.
+//
+// Rebalances: by the time the consumer hears that it lost a partition, the
+// broker has handed the partition to another member and refuses commits
+// for it (FailedPrecondition). What the consumer processed on it since its
+// last commit is received again by the new owner: up to one auto-commit
+// interval of messages (at-least-once).
 //
 // Next and Messages are for one goroutine at a time; the other methods
 // are safe for concurrent use.
@@ -71,9 +78,11 @@ type StreamConsumer struct {
 // When its stream fails with a retryable error the consumer rejoins with
 // backoff, as a new member: the group reassigns partitions, and each
 // resumes from its committed offset, so messages processed but not yet
-// committed are received again (at-least-once). A non-retryable error
-// (NotFound, FailedPrecondition when the subscription is deleted) ends the
-// consumer: Next returns it.
+// committed are received again (at-least-once). So are, after a
+// rebalance, those processed on a partition the consumer lost since its
+// last commit (see StreamConsumer). A non-retryable error (NotFound,
+// FailedPrecondition when the subscription is deleted) ends the consumer:
+// Next returns it.
 func (c *Client) ConsumeStream(ctx context.Context, topic, sub string, opts ...SubscribeOption) (*StreamConsumer, error) {
 	cfg, err := c.subscribeConfig(opts)
 	if err != nil {
@@ -153,6 +162,11 @@ func (s *StreamConsumer) epochOf(p int32) uint64 {
 
 // assign applies a new assignment: messages of partitions gone are
 // dropped, positions forgotten; partitions gained start a new ownership.
+// The positions of partitions gone cannot be committed any more: the
+// broker let go of them (and gave them to another member) when it
+// reported the new assignment, before sending it, so a commit now fails
+// with FailedPrecondition. The autoCommit kick below commits the
+// partitions kept.
 func (s *StreamConsumer) assign(att *attachment, a *ferryv1.Assignment) {
 	s.mu.Lock()
 	if s.att != att {
