@@ -49,7 +49,7 @@
 // # Flow control
 //
 // Every consumer has a credit (WithCredit, WithSubscribeCredit, default
-// 256; SubscribeQueue's default is twice its concurrency): the broker
+// 256; SubscribeQueue's default is max(2 × concurrency, 64)): the broker
 // sends at most that many messages ahead of the application. The client
 // owes credit back for each message the application takes and pays it
 // back in the grant field of the next Ack, Nack or Commit, or with a Grant

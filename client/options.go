@@ -175,11 +175,15 @@ func WithReconnectBackoff(min, max time.Duration) Option {
 	return func(c *config) { c.backoffMin, c.backoffMax = min, max }
 }
 
+// DefaultQueueCredit is the least default credit of SubscribeQueue (see
+// SubscribeQueue).
+const DefaultQueueCredit = 64
+
 // WithCredit sets the default credit of consumers (see WithSubscribeCredit):
 // how many messages the broker may send ahead of the application, default
 // 256, at most 10,000. SubscribeQueue does not use it: its default is
-// twice its concurrency, so that deliveries do not wait in the client
-// past their ack deadline.
+// max(2 × concurrency, DefaultQueueCredit), so that deliveries do not wait
+// in the client past their ack deadline.
 func WithCredit(n int) Option { return func(c *config) { c.credit = n } }
 
 // WithCloseTimeout bounds how long Close waits for async publishes to be
@@ -230,7 +234,8 @@ func (c *Client) subscribeConfig(opts []SubscribeOption) (subscribeConfig, error
 // broker may send before the client grants more. The client holds at most
 // that many received messages the application has not taken yet; it grants
 // credit back as the application takes them. Defaults to the Client's
-// WithCredit, except for SubscribeQueue: twice WithConcurrency.
+// WithCredit, except for SubscribeQueue: max(2 × WithConcurrency,
+// DefaultQueueCredit).
 //
 // The trade-off: a larger credit keeps the broker sending while the
 // application works (fewer round trips, better throughput), a smaller one

@@ -369,23 +369,24 @@ func (q *QueueConsumer) Close() error {
 // sent. See ConsumeQueue for reconnection.
 //
 // Deliveries whose ack deadline passed while they waited for a free
-// handler are skipped (see QueueConsumer.Next). To keep that rare, the
-// credit (how many deliveries the broker sends ahead) is by default twice
-// the concurrency rather than the Client's WithCredit: a delivery waits
-// about two handler runs at most. The price is throughput with short
-// handlers: every delivery or two then waits for a grant's round trip to
-// the broker, so a handler of microseconds gets a few thousand deliveries
-// a second over loopback (fewer across a network) instead of a hundred
-// thousand. For short handlers
-// set WithSubscribeCredit (a few hundred), keeping credit / concurrency ×
-// the slowest handler run well within the subscription's ack deadline.
+// handler are skipped (see QueueConsumer.Next). The credit (how many
+// deliveries the broker sends ahead) is by default
+// max(2 × concurrency, DefaultQueueCredit) rather than the Client's
+// WithCredit: enough that short handlers do not wait for a grant's round
+// trip after every delivery, few enough that a delivery waits at most
+// credit / concurrency handler runs. With the 30 s default ack deadline
+// and concurrency 1, that keeps deliveries of handlers up to about 0.45 s
+// from expiring in the client. For slower handlers lower
+// WithSubscribeCredit (or raise the concurrency or the ack deadline),
+// keeping credit / concurrency × the slowest handler run well within the
+// subscription's ack deadline; for throughput with short handlers raise it.
 func (c *Client) SubscribeQueue(ctx context.Context, topic, sub string, handler func(context.Context, *Delivery) error, opts ...SubscribeOption) error {
 	sc, err := c.subscribeConfig(opts)
 	if err != nil {
 		return err
 	}
 	if !sc.creditSet {
-		sc.credit = min(2*sc.concurrency, MaxCredit)
+		sc.credit = min(max(2*sc.concurrency, DefaultQueueCredit), MaxCredit)
 	}
 	q, err := c.consumeQueue(ctx, topic, sub, sc)
 	if err != nil {

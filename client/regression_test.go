@@ -166,9 +166,10 @@ func TestPublishOverRequestLimit(t *testing.T) {
 // those waiting in the client while a slow handler worked expired, were
 // delivered again by the broker and were still handed to the handler: the
 // work was done twice (here 57 handler calls for 20 messages, 50 of them
-// past their deadline). With the default credit (twice the concurrency)
-// nothing expires: each message is handled once.
-func TestSubscribeQueueDefaultCreditKeepsDeadlines(t *testing.T) {
+// past their deadline). With a credit sized to the handler (credit /
+// concurrency × handler time well within the ack deadline, the rule the
+// docs give) nothing expires: each message is handled once.
+func TestSubscribeQueueSizedCreditKeepsDeadlines(t *testing.T) {
 	s := startServerWith(t, nil)
 	c := newClient(t, s)
 	ctx := testCtx(t)
@@ -196,7 +197,7 @@ func TestSubscribeQueueDefaultCreditKeepsDeadlines(t *testing.T) {
 			cancel()
 		}
 		return nil
-	})
+	}, client.WithSubscribeCredit(2))
 	if err != nil {
 		t.Fatal(err)
 	}
