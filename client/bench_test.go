@@ -103,7 +103,7 @@ func BenchmarkSubscribeQueue(b *testing.B) {
 	for _, tc := range []struct {
 		conc   int
 		credit int // 0: the default
-	}{{1, 0}, {16, 0}, {1, 256}, {16, 256}} {
+	}{{1, 0}, {16, 0}, {1, 2}, {1, 256}, {16, 256}} {
 		conc := tc.conc
 		opts := []client.SubscribeOption{client.WithConcurrency(conc)}
 		name := fmt.Sprintf("concurrency-%d/credit-default", conc)
