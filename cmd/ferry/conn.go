@@ -104,6 +104,23 @@ func adminCtx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(cmd.Context(), adminTimeout)
 }
 
+// adminConn is the start of every administrative command: check --output
+// (when the command has one: format not empty), connect, and bound the
+// call by adminTimeout.
+func adminConn(cmd *cobra.Command, format string) (*conn, context.Context, context.CancelFunc, error) {
+	if format != "" {
+		if err := checkOutput(cmd, format); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	c, err := dial(cmd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := adminCtx(cmd)
+	return c, ctx, cancel, nil
+}
+
 // rpcError turns an error of a call to the broker into what ferry prints:
 // the server's message and the Connect code, with an exit code of its own
 // for a missing topic or subscription.

@@ -246,6 +246,38 @@ func (k *consumer) warn(format string, args ...any) {
 
 func (k *consumer) full() bool { return k.o.count > 0 && k.printed >= k.o.count }
 
+// drain reads a consume stream until --count is reached, the stream ends or
+// the session stops, and hands each batch of items to handle (which prints,
+// then acknowledges and grants) between begin and done, so that stopping
+// never falls between printing a batch and acknowledging it.
+func drain[Res, T any](k *consumer, stream *connect.ServerStreamForClient[Res], consumerID func(*Res) string,
+	items func(*Res) []T, handle func(consumerID string, items []T, cr *credit) error, cr *credit) error {
+	defer stream.Close()
+	var id string
+	for !k.full() && stream.Receive() {
+		msg := stream.Msg()
+		if v := consumerID(msg); v != "" {
+			id = v
+		}
+		batch := items(msg)
+		if len(batch) == 0 {
+			continue
+		}
+		if !k.s.begin() {
+			break
+		}
+		err := handle(id, batch, cr)
+		k.s.done()
+		if err != nil {
+			return err
+		}
+	}
+	if err := stream.Err(); err != nil && !k.s.ended(err) {
+		return k.c.rpcError(err)
+	}
+	return nil
+}
+
 func (k *consumer) queue(topic, sub string) error {
 	cr := &credit{count: k.o.count}
 	first := k.o.firstCredit()
@@ -256,29 +288,7 @@ func (k *consumer) queue(topic, sub string) error {
 	if err != nil {
 		return k.c.rpcError(err)
 	}
-	defer stream.Close()
-	var consumerID string
-	for !k.full() && stream.Receive() {
-		msg := stream.Msg()
-		if id := msg.GetConsumerId(); id != "" {
-			consumerID = id
-		}
-		if len(msg.GetDeliveries()) == 0 {
-			continue
-		}
-		if !k.s.begin() {
-			break
-		}
-		err := k.queueBatch(consumerID, msg.GetDeliveries(), cr)
-		k.s.done()
-		if err != nil {
-			return err
-		}
-	}
-	if err := stream.Err(); err != nil && !k.s.ended(err) {
-		return k.c.rpcError(err)
-	}
-	return nil
+	return drain(k, stream, (*ferryv1.ConsumeQueueResponse).GetConsumerId, (*ferryv1.ConsumeQueueResponse).GetDeliveries, k.queueBatch, cr)
 }
 
 // queueBatch prints deliveries, then acknowledges them (unless --no-ack)
@@ -327,29 +337,7 @@ func (k *consumer) stream(topic, sub string) error {
 	if err != nil {
 		return k.c.rpcError(err)
 	}
-	defer stream.Close()
-	var consumerID string
-	for !k.full() && stream.Receive() {
-		msg := stream.Msg()
-		if id := msg.GetConsumerId(); id != "" {
-			consumerID = id
-		}
-		if len(msg.GetMessages()) == 0 {
-			continue
-		}
-		if !k.s.begin() {
-			break
-		}
-		err := k.streamBatch(consumerID, msg.GetMessages(), cr)
-		k.s.done()
-		if err != nil {
-			return err
-		}
-	}
-	if err := stream.Err(); err != nil && !k.s.ended(err) {
-		return k.c.rpcError(err)
-	}
-	return nil
+	return drain(k, stream, (*ferryv1.ConsumeStreamResponse).GetConsumerId, (*ferryv1.ConsumeStreamResponse).GetMessages, k.streamBatch, cr)
 }
 
 // streamBatch prints messages, then commits the offsets after them (unless

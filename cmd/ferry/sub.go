@@ -111,11 +111,10 @@ stored (--start earliest). --ack-deadline, --max-deliveries,
 			if maxDeliveries < 0 || maxInFlight < 0 {
 				return usageError(cmd, errors.New("--max-deliveries and --max-in-flight are 0 or more"))
 			}
-			c, err := dial(cmd)
+			c, ctx, cancel, err := adminConn(cmd, "")
 			if err != nil {
 				return err
 			}
-			ctx, cancel := adminCtx(cmd)
 			defer cancel()
 			resp, err := c.subs.CreateSubscription(ctx, connect.NewRequest(&ferryv1.CreateSubscriptionRequest{
 				Topic: args[0], Name: args[1], Config: cfg,
@@ -159,14 +158,10 @@ the committed offsets) and the deliveries in flight.`,
 		Args:              usageArgs(cobra.ExactArgs(1)),
 		ValidArgsFunction: completeTopicArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(cmd, format); err != nil {
-				return err
-			}
-			c, err := dial(cmd)
+			c, ctx, cancel, err := adminConn(cmd, format)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := adminCtx(cmd)
 			defer cancel()
 			resp, err := c.subs.ListSubscriptions(ctx, connect.NewRequest(&ferryv1.ListSubscriptionsRequest{Topic: args[0]}))
 			if err != nil {
@@ -213,14 +208,10 @@ partition.`,
 		Args:              usageArgs(cobra.ExactArgs(2)),
 		ValidArgsFunction: completeTopicSubArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(cmd, format); err != nil {
-				return err
-			}
-			c, err := dial(cmd)
+			c, ctx, cancel, err := adminConn(cmd, format)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := adminCtx(cmd)
 			defer cancel()
 			resp, err := c.subs.DescribeSubscription(ctx, connect.NewRequest(&ferryv1.DescribeSubscriptionRequest{Topic: args[0], Name: args[1]}))
 			if err != nil {
@@ -288,11 +279,10 @@ partitions continue from there. The new state is printed as describe does.`,
 			default:
 				req.Target = &ferryv1.SeekSubscriptionRequest_Earliest{Earliest: true}
 			}
-			c, err := dial(cmd)
+			c, ctx, cancel, err := adminConn(cmd, "")
 			if err != nil {
 				return err
 			}
-			ctx, cancel := adminCtx(cmd)
 			defer cancel()
 			resp, err := c.subs.SeekSubscription(ctx, connect.NewRequest(req))
 			if err != nil {
@@ -319,11 +309,10 @@ Its consumers are ended. The topic's messages stay.`,
 		Args:              usageArgs(cobra.ExactArgs(2)),
 		ValidArgsFunction: completeTopicSubArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dial(cmd)
+			c, ctx, cancel, err := adminConn(cmd, "")
 			if err != nil {
 				return err
 			}
-			ctx, cancel := adminCtx(cmd)
 			defer cancel()
 			if _, err := c.subs.DeleteSubscription(ctx, connect.NewRequest(&ferryv1.DeleteSubscriptionRequest{Topic: args[0], Name: args[1]})); err != nil {
 				return c.rpcError(err)

@@ -81,29 +81,7 @@ func (k *consumer) tail(pattern string, buffer int64) error {
 	if err != nil {
 		return k.c.rpcError(err)
 	}
-	defer stream.Close()
-	var consumerID string
-	for !k.full() && stream.Receive() {
-		msg := stream.Msg()
-		if id := msg.GetConsumerId(); id != "" {
-			consumerID = id
-		}
-		if len(msg.GetMessages()) == 0 {
-			continue
-		}
-		if !k.s.begin() {
-			break
-		}
-		err := k.tailBatch(consumerID, msg.GetMessages(), cr)
-		k.s.done()
-		if err != nil {
-			return err
-		}
-	}
-	if err := stream.Err(); err != nil && !k.s.ended(err) {
-		return k.c.rpcError(err)
-	}
-	return nil
+	return drain(k, stream, (*ferryv1.SubscribeResponse).GetConsumerId, (*ferryv1.SubscribeResponse).GetMessages, k.tailBatch, cr)
 }
 
 func (k *consumer) tailBatch(consumerID string, ms []*ferryv1.Message, cr *credit) error {

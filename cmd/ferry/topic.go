@@ -169,11 +169,10 @@ Settings left out take the broker's defaults; retention is "keep forever".`,
 			if err != nil {
 				return usageError(cmd, err)
 			}
-			c, err := dial(cmd)
+			c, ctx, cancel, err := adminConn(cmd, "")
 			if err != nil {
 				return err
 			}
-			ctx, cancel := adminCtx(cmd)
 			defer cancel()
 			resp, err := c.topics.CreateTopic(ctx, connect.NewRequest(&ferryv1.CreateTopicRequest{Name: args[0], Config: cfg}))
 			if err != nil {
@@ -203,14 +202,10 @@ func newTopicListCmd() *cobra.Command {
   ferry topic list -o json | jq -r '.[].name'`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(cmd, format); err != nil {
-				return err
-			}
-			c, err := dial(cmd)
+			c, ctx, cancel, err := adminConn(cmd, format)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := adminCtx(cmd)
 			defer cancel()
 			resp, err := c.topics.ListTopics(ctx, connect.NewRequest(&ferryv1.ListTopicsRequest{}))
 			if err != nil {
@@ -255,14 +250,10 @@ bytes stored and the number of log segments.`,
 		Args:              usageArgs(cobra.ExactArgs(1)),
 		ValidArgsFunction: completeTopicArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(cmd, format); err != nil {
-				return err
-			}
-			c, err := dial(cmd)
+			c, ctx, cancel, err := adminConn(cmd, format)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := adminCtx(cmd)
 			defer cancel()
 			resp, err := c.topics.DescribeTopic(ctx, connect.NewRequest(&ferryv1.DescribeTopicRequest{Name: args[0]}))
 			if err != nil {
@@ -325,11 +316,10 @@ from then on, as in Kafka. The new settings are printed as describe does.`,
 				return usageError(cmd, errors.New("nothing to change: give at least one setting"))
 			}
 
-			c, err := dial(cmd)
+			c, ctx, cancel, err := adminConn(cmd, "")
 			if err != nil {
 				return err
 			}
-			ctx, cancel := adminCtx(cmd)
 			defer cancel()
 			var t *ferryv1.Topic
 			if changeRetention {
@@ -375,11 +365,10 @@ removed for good. There is no confirmation.`,
 		Args:              usageArgs(cobra.MinimumNArgs(1)),
 		ValidArgsFunction: completeTopicNamesAny,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := dial(cmd)
+			c, ctx, cancel, err := adminConn(cmd, "")
 			if err != nil {
 				return err
 			}
-			ctx, cancel := adminCtx(cmd)
 			defer cancel()
 			for _, name := range args {
 				if _, err := c.topics.DeleteTopic(ctx, connect.NewRequest(&ferryv1.DeleteTopicRequest{Name: name})); err != nil {
