@@ -81,12 +81,13 @@ func (s *Service) consumer(id string) (*consumer, error) {
 	return c, nil
 }
 
-// checkCredit validates the initial credit of a consume request.
-func (s *Service) checkCredit(n int32) error {
-	if n < 1 || int(n) > s.opts.MaxCredit {
-		return invalid("credit %d is out of range: 1 to %d", n, s.opts.MaxCredit)
+// openConsumer starts a consume stream: it validates the initial credit and
+// counts the stream against MaxStreams until release.
+func (s *Service) openConsumer(credit int32) (release func(), err error) {
+	if credit < 1 || int(credit) > s.opts.MaxCredit {
+		return nil, invalid("credit %d is out of range: 1 to %d", credit, s.opts.MaxCredit)
 	}
-	return nil
+	return s.openStream()
 }
 
 // attach registers c as a consumer with the given credit and returns the
@@ -149,14 +150,11 @@ func (s *Service) streamEnd(err error) error {
 
 func (h consumers) ConsumeQueue(ctx context.Context, req *connect.Request[ferryv1.ConsumeQueueRequest], stream *connect.ServerStream[ferryv1.ConsumeQueueResponse]) error {
 	s := h.s
-	release, err := s.openStream()
+	release, err := s.openConsumer(req.Msg.Credit)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := s.checkCredit(req.Msg.Credit); err != nil {
-		return err
-	}
 	m, err := s.b.JoinQueue(req.Msg.Topic, req.Msg.Subscription)
 	if err != nil {
 		return toConnect(err)
@@ -178,14 +176,11 @@ func (h consumers) ConsumeQueue(ctx context.Context, req *connect.Request[ferryv
 
 func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferryv1.ConsumeStreamRequest], stream *connect.ServerStream[ferryv1.ConsumeStreamResponse]) error {
 	s := h.s
-	release, err := s.openStream()
+	release, err := s.openConsumer(req.Msg.Credit)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := s.checkCredit(req.Msg.Credit); err != nil {
-		return err
-	}
 	timeout := fromDur(req.Msg.SessionTimeout)
 	if timeout < 0 {
 		return invalid("session_timeout %v is negative", timeout)
@@ -285,14 +280,11 @@ func ownedOnly(msgs []engine.Message, owned []int) []engine.Message {
 
 func (h consumers) Subscribe(ctx context.Context, req *connect.Request[ferryv1.SubscribeRequest], stream *connect.ServerStream[ferryv1.SubscribeResponse]) error {
 	s := h.s
-	release, err := s.openStream()
+	release, err := s.openConsumer(req.Msg.Credit)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := s.checkCredit(req.Msg.Credit); err != nil {
-		return err
-	}
 	if req.Msg.Buffer < 0 {
 		return invalid("buffer %d is negative", req.Msg.Buffer)
 	}
