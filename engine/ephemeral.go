@@ -37,6 +37,7 @@ type Ephemeral struct {
 	changed chan struct{}
 	err     error
 	rr      int
+	reads   readSizer
 }
 
 // SubscribeEphemeral starts an ephemeral subscription on a topic name or a
@@ -153,10 +154,11 @@ func (e *Ephemeral) poll(limit int) ([]Message, <-chan struct{}, error) {
 		if cur[s.p] >= l.VisibleOffset() {
 			continue
 		}
-		res, err := l.Read(cur[s.p], 1<<20)
+		res, err := l.Read(cur[s.p], e.reads.size(limit-len(out)))
 		if err != nil {
 			return out, nil, fmt.Errorf("read %s/%d: %w", s.topic, s.p, err)
 		}
+		e.reads.saw(res.Data)
 		out = slices.Grow(out, min(countRecords(res.Data), limit-len(out)))
 		from := cur[s.p]
 		err = record.Split(res.Data, func(h record.Header, batch []byte) error {

@@ -45,6 +45,7 @@ type StreamMember struct {
 	id       string
 	position map[int]int64 // next offset to fetch, per owned partition
 	closed   bool
+	reads    readSizer
 }
 
 func offsetKey(topic, sub string, p int) string {
@@ -310,10 +311,11 @@ func (m *StreamMember) fetch(limit int) ([]Message, <-chan struct{}, error) {
 			m.position[p] = pos
 			continue
 		}
-		res, err := l.Read(pos, 1<<20)
+		res, err := l.Read(pos, m.reads.size(limit-len(out)))
 		if err != nil {
 			return out, nil, fmt.Errorf("read %s/%d at %d: %w", s.rec.Topic, p, pos, err)
 		}
+		m.reads.saw(res.Data)
 		out = slices.Grow(out, min(countRecords(res.Data), limit-len(out)))
 		err = record.Split(res.Data, func(h record.Header, batch []byte) error {
 			return record.Records(batch, record.Limits{}, func(r record.Record) error {
