@@ -316,7 +316,11 @@ func (q *queueSub) sendDead(dead []deadLetter) {
 			done = append(done, d) // gone by retention, or the subscription was deleted
 			continue
 		}
-		if _, err := q.b.Publish(ctx, dlq, msg); err != nil {
+		_, err = q.b.Publish(ctx, dlq, msg)
+		if errors.Is(err, ErrMessageTooLarge) && q.growDeadLetterTopic(ctx, dlq, cfg.MaxMessageBytes) {
+			_, err = q.b.Publish(ctx, dlq, msg)
+		}
+		if err != nil {
 			if errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrInvalidMessage) || errors.Is(err, ErrUnknownTopic) {
 				q.b.opts.Logger.Error("dead letter refused by its topic; dropped", "topic", q.rec.Topic, "partition", d.partition, "offset", d.offset, "dead_letter_topic", dlq, "err", err)
 				done = append(done, d)
@@ -330,6 +334,25 @@ func (q *queueSub) sendDead(dead []deadLetter) {
 	}
 	q.undead(retry)
 	q.settleDead(done)
+}
+
+// growDeadLetterTopic raises the dead-letter topic's max_message_bytes to
+// need when it is lower (a topic made by hand with the default limit has
+// no room for the largest messages of its queue plus the dead-letter
+// headers): a dead letter is not dropped for want of a setting. It reports
+// whether the limit was raised.
+func (q *queueSub) growDeadLetterTopic(ctx context.Context, dlq string, need int) bool {
+	info, err := q.b.DescribeTopic(dlq)
+	if err != nil || info.Config.MaxMessageBytes >= need {
+		return false
+	}
+	if _, err := q.b.AlterTopic(ctx, dlq, TopicChange{MaxMessageBytes: &need}); err != nil {
+		q.b.opts.Logger.Error("cannot raise the dead-letter topic's message limit", "topic", dlq, "to", need, "err", err)
+		return false
+	}
+	q.b.opts.Logger.Warn("raised the dead-letter topic's message limit to take its queue's largest messages",
+		"topic", dlq, "from", info.Config.MaxMessageBytes, "to", need, "queue", q.rec.Topic+"/"+q.rec.Name)
+	return true
 }
 
 // deadLetterOverhead is room for the dead-letter headers and id.

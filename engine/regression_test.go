@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -558,4 +559,40 @@ func TestRegressionOpenWhileClosing(t *testing.T) {
 		}
 	}
 	b.Close()
+}
+
+// A dead-letter topic created by hand keeps the default message limit, so
+// a message near its queue topic's limit, with the dead-letter headers
+// added, did not fit: it was dropped with only a log line. The limit of the
+// dead-letter topic is raised instead, and the message kept.
+func TestRegressionDeadLetterTooLargeForItsTopic(t *testing.T) {
+	clk := clock.NewFake(time.UnixMilli(1_700_000_000_000))
+	b := openBroker(t, t.TempDir(), Options{Clock: clk, DefaultFsync: "never"})
+	createTopic(t, b, "jobs", TopicConfig{MaxMessageBytes: 4096})
+	createTopic(t, b, "jobs.dead", TopicConfig{MaxMessageBytes: 4096})
+	if _, err := b.CreateSubscription(bg, "jobs", "workers", SubscriptionConfig{Kind: KindQueue, MaxDeliveries: 1, DeadLetterTopic: "jobs.dead"}); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("x"), 4000)
+	publish(t, b, "jobs", Message{Value: big})
+	m := join(t, b)
+	d := receive(t, m, 1)
+	if len(d) != 1 {
+		t.Fatalf("deliveries %v", d)
+	}
+	if err := m.Nack(d[0].ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Read(bg, "jobs.dead", 0, 0, ReadOptions{MaxMessages: 1})
+	if err != nil || len(res.Messages) != 1 || !bytes.Equal(res.Messages[0].Value, big) {
+		t.Fatalf("dead letter: %v, %v", res.Messages, err)
+	}
+	info, _ := b.DescribeTopic("jobs.dead")
+	if info.Config.MaxMessageBytes < 4096+deadLetterOverhead {
+		t.Errorf("dead-letter topic's limit %d", info.Config.MaxMessageBytes)
+	}
+	sub, _ := b.DescribeSubscription("jobs", "workers")
+	if sub.Partitions[0].Backlog != 0 {
+		t.Errorf("backlog %d after the dead letter moved", sub.Partitions[0].Backlog)
+	}
 }
