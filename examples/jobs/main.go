@@ -74,9 +74,9 @@ func run(ctx context.Context, server string, n, workers int, maxDeliveries int32
 		return fmt.Errorf("create topic: %w", err)
 	}
 	// The broker creates the dead-letter topic on demand; we create it up
-	// front so we can read it from the start. It needs room for the
-	// largest job (1 MiB by default) plus the ferry-dead-* headers: a dead
-	// letter its topic refuses is dropped.
+	// front so we can read it from the start. Sizing it for the largest job
+	// (1 MiB by default) plus the ferry-dead-* headers saves the broker
+	// raising its limit when the first big dead letter arrives.
 	if _, err := c.CreateTopic(ctx, dlq, client.TopicConfig{MaxMessageBytes: 1<<20 + 4<<10}); err != nil {
 		return fmt.Errorf("create dead-letter topic: %w", err)
 	}
