@@ -34,6 +34,10 @@ type queueSub struct {
 	changed chan struct{} // closed when something may have become deliverable
 	timer   clock.Timer
 	timerAt time.Time
+	// expiresFrom is at or before the earliest deadline in flight (zero:
+	// nothing in flight): until then, expire need not look at each
+	// delivery. Acks and extensions only move the true earliest later.
+	expiresFrom time.Time
 	rr      int
 	closed  atomic.Bool
 }
@@ -429,6 +433,9 @@ func (q *queueSub) deliver(qp *qpart, msg Message, m *QueueMember, now time.Time
 		qp.hold(in.key, msg.Offset)
 	}
 	qp.inflight[msg.Offset] = in
+	if q.expiresFrom.IsZero() || in.deadline.Before(q.expiresFrom) {
+		q.expiresFrom = in.deadline
+	}
 	m.inflight++
 	return Delivery{ID: deliveryID(qp.p, msg.Offset, count), Message: msg, Count: count, Deadline: in.deadline}
 }

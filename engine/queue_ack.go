@@ -154,6 +154,9 @@ func (m *QueueMember) Extend(id string, by time.Duration) (time.Time, error) {
 	}
 	now := q.b.opts.Clock.Now()
 	in.deadline = now.Add(by)
+	if q.expiresFrom.IsZero() || in.deadline.Before(q.expiresFrom) {
+		q.expiresFrom = in.deadline // extended by less than was left
+	}
 	q.reschedule(now)
 	return in.deadline, nil
 }
@@ -207,14 +210,20 @@ func (q *queueSub) failed(qp *qpart, in *inflight, at time.Time, reason string) 
 // locks held.
 func (q *queueSub) expire(now time.Time) []deadLetter {
 	var dead []deadLetter
-	for _, qp := range q.parts {
-		for off, in := range qp.inflight {
-			if !in.deadline.After(now) {
-				delete(qp.inflight, off)
-				in.member.inflight--
-				dead = append(dead, q.failed(qp, in, now, "ack deadline expired")...)
+	if !q.expiresFrom.IsZero() && !now.Before(q.expiresFrom) {
+		var next time.Time
+		for _, qp := range q.parts {
+			for off, in := range qp.inflight {
+				if !in.deadline.After(now) {
+					delete(qp.inflight, off)
+					in.member.inflight--
+					dead = append(dead, q.failed(qp, in, now, "ack deadline expired")...)
+				} else if next.IsZero() || in.deadline.Before(next) {
+					next = in.deadline
+				}
 			}
 		}
+		q.expiresFrom = next
 	}
 	if len(dead) > 0 || q.dueReady(now) {
 		q.wake()
@@ -240,6 +249,11 @@ func (q *queueSub) reschedule(now time.Time) {
 		if t, ok := qp.nextDeadline(now); ok && (!found || t.Before(next)) {
 			next, found = t, true
 		}
+	}
+	// This full scan also keeps expire's bound honest: were it ever later
+	// than a deadline, the timer would fire for nothing again and again.
+	if found && (q.expiresFrom.IsZero() || next.Before(q.expiresFrom)) {
+		q.expiresFrom = next
 	}
 	if !found || (q.timer != nil && !q.timerAt.After(next) && q.timerAt.After(now)) {
 		return

@@ -375,3 +375,25 @@ func TestQueueFloorFollowsRetention(t *testing.T) {
 		t.Fatalf("floor did not follow retention: %+v", p)
 	}
 }
+
+// Extending a delivery by less than it had left moves its deadline
+// earlier: it expires then, not at the deadline it had (expire skips its
+// scan until the earliest deadline it knows of, which the shorter
+// extension must lower).
+func TestQueueExtendShorterExpiresEarlier(t *testing.T) {
+	b, clk, _ := newQueueEnv(t, SubscriptionConfig{AckDeadline: 30 * time.Second}, 1)
+	publish(t, b, "jobs", Message{Value: []byte("a")})
+	w := join(t, b)
+	d := receive(t, w, 1)
+	if len(d) != 1 {
+		t.Fatalf("deliveries %v", d)
+	}
+	if _, err := w.Extend(d[0].ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Second)
+	again := receive(t, w, 1)
+	if len(again) != 1 || again[0].Count != 2 {
+		t.Fatalf("after the shorter extension passed: %+v", again)
+	}
+}
