@@ -38,8 +38,8 @@ type queueSub struct {
 	// nothing in flight): until then, expire need not look at each
 	// delivery. Acks and extensions only move the true earliest later.
 	expiresFrom time.Time
-	rr      int
-	closed  atomic.Bool
+	rr          int
+	closed      atomic.Bool
 }
 
 // Delivery is one message handed to a queue member.
