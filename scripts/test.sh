@@ -81,7 +81,10 @@ run() {
 run go test -race -count=1 -timeout 15m "${flags[@]}" "${pkgs[@]}" "${binary_args[@]}"
 
 # bench/ is its own module (it pulls in peer drivers), so ./... skips it.
+# Its tests run each driver against the real brokers, started on 127.0.0.1
+# by bench/peers: Debian's nats-server and redis-server.
 if $all && [[ -f bench/go.mod ]]; then
+	need_deb nats-server redis-server
 	cd bench
 	run go mod download
 	run go test -race -count=1 -timeout 15m "${flags[@]}" ./... "${binary_args[@]}"

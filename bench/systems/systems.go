@@ -1,0 +1,131 @@
+// Package systems names the systems the benchmark compares and starts
+// each: a fresh broker on 127.0.0.1 with its data in a temporary folder,
+// and the driver connected to it.
+//
+//	ferry        Ferry at its default: fsync before ack
+//	ferry-1s     Ferry with fsync every second (as Redis appendfsync everysec)
+//	ferry-2m     Ferry with fsync every 2 minutes (as JetStream's default)
+//	ferry-never  Ferry with no fsync (as NATS core and Redis Pub/Sub, which store nothing)
+//	nats         nats-server: core NATS for pub/sub, JetStream for queue and stream
+//	redis        redis-server: Pub/Sub, and Streams for queue and stream
+package systems
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/ferrymq/ferry/bench/driver"
+	"github.com/ferrymq/ferry/bench/drivers/ferrydriver"
+	"github.com/ferrymq/ferry/bench/drivers/natsdriver"
+	"github.com/ferrymq/ferry/bench/drivers/redisdriver"
+	"github.com/ferrymq/ferry/bench/peers"
+	"github.com/ferrymq/ferry/server"
+)
+
+// ferryFsync is each Ferry system's fsync policy.
+var ferryFsync = map[string]string{
+	"ferry":       "always",
+	"ferry-1s":    "interval:1s",
+	"ferry-2m":    "interval:2m",
+	"ferry-never": "never",
+}
+
+// Names lists every system, in table order.
+func Names() []string {
+	return []string{"ferry", "ferry-1s", "ferry-2m", "ferry-never", "nats", "redis"}
+}
+
+// Known says whether name is a system.
+func Known(name string) bool { return slices.Contains(Names(), name) }
+
+// Env says how to start the brokers.
+type Env struct {
+	// FerryBin is a ferry binary (peers.BuildFerry): Ferry then runs as
+	// a `ferry serve` child process, as the peers do, and its CPU is
+	// measured. When empty Ferry runs in this process (server.Start):
+	// quicker to start, used by the tests, but its CPU is not told
+	// apart from the clients'.
+	FerryBin string
+}
+
+// Instance is a started system.
+type Instance struct {
+	Name   string
+	Driver driver.Driver
+	// CPU returns the broker process's CPU time so far; nil when the
+	// broker runs in this process.
+	CPU func() (time.Duration, error)
+	// Output is the broker's recent log output (child processes).
+	Output func() string
+	stop   []func() error
+}
+
+// Stop closes the driver and stops the broker, removing its data.
+func (in *Instance) Stop() error {
+	var errs []error
+	for i := len(in.stop) - 1; i >= 0; i-- {
+		errs = append(errs, in.stop[i]())
+	}
+	in.stop = nil
+	return errors.Join(errs...)
+}
+
+// Start starts system name.
+func Start(ctx context.Context, name string, env Env) (*Instance, error) {
+	in := &Instance{Name: name, Output: func() string { return "" }}
+	fail := func(err error) (*Instance, error) { return nil, errors.Join(err, in.Stop()) }
+	var proc *peers.Process
+	var err error
+	switch fsync, isFerry := ferryFsync[name]; {
+	case isFerry && env.FerryBin != "":
+		if proc, err = peers.StartFerry(ctx, env.FerryBin, fsync, peers.Options{}); err != nil {
+			return fail(err)
+		}
+		in.stop = append(in.stop, proc.Stop)
+		in.Driver, err = ferrydriver.New(ferrydriver.Config{Addr: "http://" + proc.Addr, Fsync: fsync, Name: name})
+	case isFerry:
+		dir, derr := os.MkdirTemp("", "ferrybench-ferry-")
+		if derr != nil {
+			return fail(derr)
+		}
+		in.stop = append(in.stop, func() error { return os.RemoveAll(dir) })
+		cfg := server.Defaults()
+		cfg.DataDir, cfg.HTTPAddr, cfg.Fsync = dir, "127.0.0.1:0", fsync
+		s, serr := server.Start(cfg, nil)
+		if serr != nil {
+			return fail(serr)
+		}
+		in.stop = append(in.stop, func() error {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return s.Shutdown(sctx)
+		})
+		in.Driver, err = ferrydriver.New(ferrydriver.Config{Addr: "http://" + s.Addr(), Fsync: fsync, Name: name})
+	case name == "nats":
+		if proc, err = peers.StartNATS(ctx, peers.Options{}); err != nil {
+			return fail(err)
+		}
+		in.stop = append(in.stop, proc.Stop)
+		in.Driver, err = natsdriver.New(natsdriver.Config{URL: "nats://" + proc.Addr})
+	case name == "redis":
+		if proc, err = peers.StartRedis(ctx, peers.Options{}); err != nil {
+			return fail(err)
+		}
+		in.stop = append(in.stop, proc.Stop)
+		in.Driver, err = redisdriver.New(redisdriver.Config{Addr: proc.Addr})
+	default:
+		return nil, fmt.Errorf("unknown system %q (known: %v)", name, Names())
+	}
+	if err != nil {
+		return fail(err)
+	}
+	in.stop = append(in.stop, in.Driver.Close)
+	if proc != nil {
+		in.CPU, in.Output = proc.CPU, proc.Output
+	}
+	return in, nil
+}

@@ -1,0 +1,81 @@
+package systems
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ferrymq/ferry/bench/runner"
+	"github.com/ferrymq/ferry/bench/workload"
+)
+
+// small shrinks a workload spec to a correctness run: a short warm-up and
+// a count of messages instead of a duration.
+func small(s workload.Spec) workload.Spec {
+	s.Warmup = 100 * time.Millisecond
+	s.Duration = 0
+	s.Messages = 2000
+	if s.Rate > 0 {
+		s.Rate = 5000
+	}
+	return s
+}
+
+// TestDrivers runs every workload file, at every size, on each driver
+// against a real broker, and checks that every message arrived, the counts
+// match and latencies were measured.
+func TestDrivers(t *testing.T) {
+	files, err := workload.LoadDir(filepath.Join("..", "workloads"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ferry", "nats", "redis"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			in, err := Start(ctx, name, Env{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := in.Stop(); err != nil {
+					t.Errorf("stop %s: %v", name, err)
+				}
+			})
+			for _, f := range files {
+				for _, spec := range f.Specs() {
+					t.Run(spec.Name, func(t *testing.T) {
+						spec := small(spec)
+						res := runner.Run(ctx, in.Driver, spec, runner.Options{Drain: 20 * time.Second, Timeout: time.Minute, BrokerCPU: in.CPU})
+						c := res.Counts
+						t.Logf("%s: publish %.0f/s, deliver %.0f/s, replay %.0f/s, e2e p99 %.2f ms, ack p99 %.2f ms, counts %+v",
+							res.Spec, res.PublishRate, res.DeliveryRate, res.ReplayRate, res.Latency.P99, res.AckLatency.P99, c)
+						if !res.OK {
+							t.Fatalf("run failed: %s; counts %+v; broker output:\n%s", res.Error, c, in.Output())
+						}
+						subs := int64(spec.Subscriptions)
+						if c.Failed != 0 || c.Acked != c.Sent || c.Expected != c.Acked*subs || c.Received != c.Expected {
+							t.Errorf("counts do not match: %+v", c)
+						}
+						if c.Sent < spec.Messages {
+							t.Errorf("sent %d, want at least %d", c.Sent, spec.Messages)
+						}
+						if res.AckLatency.Count == 0 {
+							t.Errorf("no acknowledgement latency recorded")
+						}
+						if spec.Pattern == workload.Stream {
+							if res.ReplayRate <= 0 {
+								t.Errorf("replay rate %v", res.ReplayRate)
+							}
+						} else if res.Latency.Count == 0 || res.Latency.P50 <= 0 || res.DeliveryRate <= 0 {
+							t.Errorf("latency %+v, delivery rate %v: want both measured", res.Latency, res.DeliveryRate)
+						}
+						if in.CPU != nil && res.BrokerCPUPerMsg < 0 {
+							t.Errorf("broker CPU per message %v", res.BrokerCPUPerMsg)
+						}
+					})
+				}
+			}
+		})
+	}
+}
