@@ -92,7 +92,7 @@ func start(ctx context.Context, program string, opts Options, args func(port int
 	}
 	dir, ownDir := opts.Dir, false
 	if dir == "" {
-		if dir, err = os.MkdirTemp("", "ferrybench-"+program+"-"); err != nil {
+		if dir, err = os.MkdirTemp("", "ferrybench-"+filepath.Base(program)+"-"); err != nil {
 			return nil, err
 		}
 		ownDir = true

@@ -42,8 +42,9 @@ type Result struct {
 
 	Counts Counts `json:"counts"`
 
-	// BrokerCPU: the broker process's CPU time per message published in
-	// the window (stream: appended), in microseconds; 0 when unknown.
+	// BrokerCPUPerMsg: the broker process's CPU time in the window per
+	// message delivered to every subscription (stream: per message
+	// appended), in microseconds; 0 when unknown.
 	BrokerCPUPerMsg float64 `json:"broker_cpu_us_per_msg,omitempty"`
 	// BrokerCPUPerReplayed: stream workloads, per message replayed.
 	BrokerCPUPerReplayed float64 `json:"broker_cpu_us_per_replayed,omitempty"`

@@ -1,0 +1,251 @@
+// Command ferrybench runs workloads (bench/workloads/*.toml) on systems
+// (Ferry at several fsync settings, NATS, Redis), each run on a fresh
+// broker started on 127.0.0.1, and writes the results as JSON and as a
+// Markdown table of medians into bench/results/.
+//
+//	cd bench && go run ./cmd/ferrybench                       # everything, 3 runs each
+//	go run ./cmd/ferrybench -workloads latency-10k -systems ferry,redis -runs 1
+//	go run ./cmd/ferrybench -duration 2s -warmup 500ms -label smoke
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ferrymq/ferry/bench/peers"
+	"github.com/ferrymq/ferry/bench/runner"
+	"github.com/ferrymq/ferry/bench/systems"
+	"github.com/ferrymq/ferry/bench/workload"
+)
+
+type options struct {
+	workloads, systems, sizes string
+	runs                      int
+	warmup, duration          time.Duration
+	drain                     time.Duration
+	dir, out, label           string
+	ferryBin                  string
+	inProcess                 bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.workloads, "workloads", "all", "comma-separated workload names (files in -dir), or all")
+	flag.StringVar(&o.systems, "systems", "ferry,ferry-1s,ferry-2m,ferry-never,nats,redis",
+		"comma-separated systems: "+strings.Join(systems.Names(), ", "))
+	flag.StringVar(&o.sizes, "sizes", "", "comma-separated message sizes in bytes to keep (default: every size of each file)")
+	flag.IntVar(&o.runs, "runs", 3, "runs of each workload on each system (the table shows medians)")
+	flag.DurationVar(&o.warmup, "warmup", 0, "override every workload's warm-up")
+	flag.DurationVar(&o.duration, "duration", 0, "override every workload's measured duration")
+	flag.DurationVar(&o.drain, "drain", 30*time.Second, "how long to wait for the last acks and deliveries of a run")
+	flag.StringVar(&o.dir, "dir", "workloads", "folder of workload files")
+	flag.StringVar(&o.out, "out", "results", "folder for the JSON and Markdown results")
+	flag.StringVar(&o.label, "label", "run", "name of the result files: LABEL-TIMESTAMP.json and .md")
+	flag.StringVar(&o.ferryBin, "ferry-bin", "", "ferry binary to run as `ferry serve` (default: built from the enclosing Ferry module)")
+	flag.BoolVar(&o.inProcess, "ferry-in-process", false, "run Ferry inside this process instead of as a child (no broker CPU figure)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "ferrybench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	specs, err := selectSpecs(o)
+	if err != nil {
+		return err
+	}
+	names := splitList(o.systems)
+	for _, n := range names {
+		if !systems.Known(n) {
+			return fmt.Errorf("unknown system %q (known: %s)", n, strings.Join(systems.Names(), ", "))
+		}
+	}
+	if o.runs < 1 {
+		return errors.New("-runs must be at least 1")
+	}
+	env, cleanup, err := ferryEnv(ctx, o, names)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+
+	rep := newReport(o)
+	total, done := len(specs)*len(names)*o.runs, 0
+	progress := newProgress()
+	for _, spec := range specs {
+		for _, name := range names {
+			for r := 1; r <= o.runs; r++ {
+				if ctx.Err() != nil {
+					return writeReport(rep, o)
+				}
+				done++
+				prefix := fmt.Sprintf("[%d/%d] ", done, total)
+				res := runOne(ctx, env, name, spec, r, o, func(line string) { progress.update(prefix + line) })
+				progress.done(prefix + summary(res))
+				rep.add(res)
+			}
+		}
+	}
+	return writeReport(rep, o)
+}
+
+// runOne starts a fresh broker, runs spec once, and stops the broker.
+func runOne(ctx context.Context, env systems.Env, name string, spec workload.Spec, r int, o options, progress func(string)) runner.Result {
+	in, err := systems.Start(ctx, name, env)
+	if err != nil {
+		return runner.Result{System: name, Workload: spec.Workload, Spec: spec.Name, Pattern: string(spec.Pattern),
+			Size: spec.Size, Run: r, Error: "start: " + strings.ReplaceAll(err.Error(), "\n", " "), Started: time.Now().UTC()}
+	}
+	defer in.Stop()
+	return runner.Run(ctx, in.Driver, spec, runner.Options{
+		System: name, Run: r, Drain: o.drain, BrokerCPU: in.CPU, Progress: progress,
+	})
+}
+
+func summary(r runner.Result) string {
+	status := "ok"
+	if !r.OK {
+		status = "FAILED " + r.Error
+		if r.Counts.Missing > 0 {
+			status += fmt.Sprintf(" (%d missing)", r.Counts.Missing)
+		}
+	}
+	s := fmt.Sprintf("%s on %s, run %d: publish %s/s", r.Spec, r.System, r.Run, si(r.PublishRate))
+	if r.Pattern == string(workload.Stream) {
+		s += fmt.Sprintf(", replay %s/s, append ack p99 %.2f ms", si(r.ReplayRate), r.AckLatency.P99)
+	} else {
+		s += fmt.Sprintf(", deliver %s/s, p50 %.2f ms, p99 %.2f ms", si(r.DeliveryRate), r.Latency.P50, r.Latency.P99)
+	}
+	return s + ", " + status
+}
+
+func selectSpecs(o options) ([]workload.Spec, error) {
+	files, err := workload.LoadDir(o.dir)
+	if err != nil {
+		return nil, err
+	}
+	want := splitList(o.workloads)
+	all := slices.Contains(want, "all")
+	var sizes []int
+	for _, s := range splitList(o.sizes) {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, fmt.Errorf("-sizes: %q is not a number of bytes", s)
+		}
+		sizes = append(sizes, n)
+	}
+	var specs []workload.Spec
+	found := map[string]bool{}
+	for _, f := range files {
+		if !all && !slices.Contains(want, f.Name) {
+			continue
+		}
+		found[f.Name] = true
+		for _, s := range f.Specs() {
+			if len(sizes) > 0 && !slices.Contains(sizes, s.Size) {
+				continue
+			}
+			if o.warmup > 0 {
+				s.Warmup = o.warmup
+			}
+			if o.duration > 0 {
+				s.Duration, s.Messages = o.duration, 0
+			}
+			specs = append(specs, s)
+		}
+	}
+	for _, w := range want {
+		if w != "all" && !found[w] {
+			return nil, fmt.Errorf("no workload %q in %s", w, o.dir)
+		}
+	}
+	if len(specs) == 0 {
+		return nil, errors.New("nothing to run: no workload matches -workloads and -sizes")
+	}
+	return specs, nil
+}
+
+// ferryEnv builds the ferry binary once when a Ferry system runs as a
+// child process.
+func ferryEnv(ctx context.Context, o options, names []string) (systems.Env, func(), error) {
+	nop := func() {}
+	if o.inProcess || !slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, "ferry") }) {
+		return systems.Env{}, nop, nil
+	}
+	if o.ferryBin != "" {
+		return systems.Env{FerryBin: o.ferryBin}, nop, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return systems.Env{}, nop, err
+	}
+	root, err := peers.FerryRoot(wd)
+	if err != nil {
+		return systems.Env{}, nop, err
+	}
+	dir, err := os.MkdirTemp("", "ferrybench-bin-")
+	if err != nil {
+		return systems.Env{}, nop, err
+	}
+	fmt.Fprintf(os.Stderr, "building ferry from %s\n", root)
+	bin, err := peers.BuildFerry(ctx, root, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return systems.Env{}, nop, err
+	}
+	return systems.Env{FerryBin: bin}, func() { os.RemoveAll(dir) }, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// progress rewrites one status line on a terminal and prints a line
+// every 5 seconds otherwise.
+type progress struct {
+	tty  bool
+	last time.Time
+}
+
+func newProgress() *progress {
+	st, err := os.Stderr.Stat()
+	return &progress{tty: err == nil && st.Mode()&os.ModeCharDevice != 0}
+}
+
+func (p *progress) update(line string) {
+	if p.tty {
+		fmt.Fprintf(os.Stderr, "\r\033[K%s", line)
+	} else if time.Since(p.last) >= 5*time.Second {
+		fmt.Fprintln(os.Stderr, line)
+		p.last = time.Now()
+	}
+}
+
+func (p *progress) done(line string) {
+	if p.tty {
+		fmt.Fprint(os.Stderr, "\r\033[K")
+	}
+	fmt.Fprintln(os.Stderr, line)
+}
