@@ -91,10 +91,12 @@ func startBinary(ctx context.Context, bin, name string, opts Options, args func(
 }
 
 // BuildFerry builds the ferry command of the Ferry module at root (the
-// folder holding its go.mod) into dir and returns the binary's path.
-func BuildFerry(ctx context.Context, root, dir string) (string, error) {
+// folder holding its go.mod) into dir, with extra go build flags, and
+// returns the binary's path.
+func BuildFerry(ctx context.Context, root, dir string, flags ...string) (string, error) {
 	bin := filepath.Join(dir, "ferry")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/ferry")
+	args := append([]string{"build", "-o", bin}, flags...)
+	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/ferry")...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/ferry in %s: %w\n%s", root, err, out)

@@ -2,10 +2,13 @@ package systems
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferrymq/ferry/bench/peers"
 	"github.com/ferrymq/ferry/bench/runner"
 	"github.com/ferrymq/ferry/bench/workload"
 )
@@ -77,5 +80,52 @@ func TestDrivers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFerryChild runs Ferry as ferrybench does: a `ferry serve` child
+// process (built with -race, which the module's own race tests leave in
+// the build cache), whose CPU time the runner reads.
+func TestFerryChild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the ferry command")
+	}
+	ctx := context.Background()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := peers.FerryRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := peers.BuildFerry(ctx, root, t.TempDir(), "-race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := Start(ctx, "ferry-1s", Env{FerryBin: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Stop() })
+	if in.CPU == nil {
+		t.Fatal("no CPU reading for a child broker")
+	}
+	files, err := workload.LoadDir(filepath.Join("..", "workloads"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.Name != "queue-durable" {
+			continue
+		}
+		spec := small(f.Specs()[0])
+		res := runner.Run(ctx, in.Driver, spec, runner.Options{System: "ferry-1s", Drain: 20 * time.Second, BrokerCPU: in.CPU})
+		t.Logf("%s: deliver %.0f/s, broker CPU %.1f µs/msg, durability %q, counts %+v",
+			res.Spec, res.DeliveryRate, res.BrokerCPUPerMsg, res.Durability, res.Counts)
+		if !res.OK || res.System != "ferry-1s" || !strings.Contains(res.Durability, "every 1s") {
+			t.Fatalf("run: OK %v, error %q, system %q, durability %q; broker output:\n%s",
+				res.OK, res.Error, res.System, res.Durability, in.Output())
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +36,7 @@ type options struct {
 	dir, out, label           string
 	ferryBin                  string
 	inProcess                 bool
+	cpuProfile                string
 }
 
 func main() {
@@ -52,12 +54,26 @@ func main() {
 	flag.StringVar(&o.label, "label", "run", "name of the result files: LABEL-TIMESTAMP.json and .md")
 	flag.StringVar(&o.ferryBin, "ferry-bin", "", "ferry binary to run as `ferry serve` (default: built from the enclosing Ferry module)")
 	flag.BoolVar(&o.inProcess, "ferry-in-process", false, "run Ferry inside this process instead of as a child (no broker CPU figure)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile (the clients' side) to this file")
 	flag.Parse()
+
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ferrybench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "ferrybench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
