@@ -3,6 +3,7 @@ package native
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -76,7 +77,7 @@ func (s *Service) consumer(id string) (*consumer, error) {
 	c := s.consumers[id]
 	s.mu.Unlock()
 	if c == nil {
-		return nil, connect.NewError(connect.CodeNotFound, errorf("no consumer %q: its stream has ended", id))
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no consumer %q: its stream has ended", id))
 	}
 	return c, nil
 }
@@ -104,27 +105,26 @@ func (s *Service) attach(ctx context.Context, c *consumer, credit int32) (_ cont
 // polls end at once on shutdown.
 func (s *Service) untilDrain(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		select {
-		case <-s.drain:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
+	stop := context.AfterFunc(s.drainCtx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
-// pump is the loop of the queue and ephemeral streams: wait for credit,
-// take what the engine has (up to the credit), send it in frames.
-func pump[T any](ctx context.Context, s *Service, c *consumer, take func(context.Context, int) ([]T, error), size func(*T) int, send func([]T) error) error {
+// pump is the loop of the consume streams: wait for credit, take what the
+// engine has (up to the credit), send it in frames. With tick > 0 the wait
+// for credit gives up after tick and take is called with 0 (the stream
+// member heartbeats meanwhile); take may return nothing.
+func pump[T any](ctx context.Context, s *Service, c *consumer, tick time.Duration, take func(context.Context, int) ([]T, error), size func(*T) int, send func([]T) error) error {
 	for {
-		n, err := c.credit.wait(ctx, 0)
+		n, err := c.credit.wait(ctx, tick)
 		if err != nil {
 			return s.streamEnd(err)
 		}
 		items, err := take(ctx, min(n, maxBatch))
 		if err != nil {
 			return s.streamEnd(err)
+		}
+		if len(items) == 0 {
+			continue
 		}
 		c.credit.spend(len(items))
 		err = frames(len(items), func(i int) int { return size(&items[i]) }, func(lo, hi int) error {
@@ -143,7 +143,7 @@ func (s *Service) streamEnd(err error) error {
 	}
 	if errors.Is(err, engine.ErrMemberClosed) {
 		return connect.NewError(connect.CodeFailedPrecondition,
-			errorf("consumer ended: its subscription was deleted or it was expelled (%v)", err))
+			fmt.Errorf("consumer ended: its subscription was deleted or it was expelled (%v)", err))
 	}
 	return toConnect(err)
 }
@@ -167,7 +167,7 @@ func (h consumers) ConsumeQueue(ctx context.Context, req *connect.Request[ferryv
 	if err := s.send(ctx, func() error { return stream.Send(&ferryv1.ConsumeQueueResponse{ConsumerId: c.id}) }); err != nil {
 		return err
 	}
-	return pump(ctx, s, c, m.Receive,
+	return pump(ctx, s, c, 0, m.Receive,
 		func(d *engine.Delivery) int { return messageBytes(&d.Message) },
 		func(ds []engine.Delivery) error {
 			return stream.Send(&ferryv1.ConsumeQueueResponse{Deliveries: deliveriesToProto(ds)})
@@ -224,47 +224,34 @@ func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferry
 		}
 		return owned, nil
 	}
-	for {
-		if _, err := assign(); err != nil {
-			return s.streamEnd(err)
-		}
-		n, err := c.credit.wait(ctx, tick)
-		if err != nil {
-			return s.streamEnd(err)
-		}
-		if n == 0 {
-			continue
+	// take fetches what the owned partitions have (nothing when n is 0: the
+	// wait for credit timed out, and only the heartbeat is due).
+	take := func(ctx context.Context, n int) ([]engine.Message, error) {
+		if _, err := assign(); err != nil || n == 0 {
+			return nil, err
 		}
 		fctx, fcancel := context.WithTimeout(ctx, tick)
-		msgs, err := m.Fetch(fctx, min(n, maxBatch))
+		msgs, err := m.Fetch(fctx, n)
 		fcancel()
 		if err != nil {
 			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-				continue
+				return nil, nil
 			}
-			return s.streamEnd(err)
+			return nil, err
 		}
 		// Fetch heartbeats too and may have gained (or lost) partitions:
 		// the client hears of a new assignment before any message of it,
 		// and gets none of a partition it no longer owns.
 		owned, err := assign()
 		if err != nil {
-			return s.streamEnd(err)
+			return nil, err
 		}
-		msgs = ownedOnly(msgs, owned)
-		if len(msgs) == 0 {
-			continue
-		}
-		c.credit.spend(len(msgs))
-		err = frames(len(msgs), func(i int) int { return messageBytes(&msgs[i]) }, func(lo, hi int) error {
-			return s.send(ctx, func() error {
-				return stream.Send(&ferryv1.ConsumeStreamResponse{Messages: messagesToProto(msgs[lo:hi])})
-			})
-		})
-		if err != nil {
-			return err
-		}
+		return ownedOnly(msgs, owned), nil
 	}
+	return pump(ctx, s, c, tick, take, messageBytes,
+		func(msgs []engine.Message) error {
+			return stream.Send(&ferryv1.ConsumeStreamResponse{Messages: messagesToProto(msgs)})
+		})
 }
 
 // ownedOnly keeps the messages of the owned partitions.
@@ -300,7 +287,7 @@ func (h consumers) Subscribe(ctx context.Context, req *connect.Request[ferryv1.S
 	if err := s.send(ctx, func() error { return stream.Send(&ferryv1.SubscribeResponse{ConsumerId: c.id}) }); err != nil {
 		return err
 	}
-	return pump(ctx, s, c, e.Receive, messageBytes,
+	return pump(ctx, s, c, 0, e.Receive, messageBytes,
 		func(msgs []engine.Message) error {
 			return stream.Send(&ferryv1.SubscribeResponse{Messages: messagesToProto(msgs)})
 		})

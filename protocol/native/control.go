@@ -3,6 +3,7 @@ package native
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"connectrpc.com/connect"
@@ -27,7 +28,7 @@ func (s *Service) queueMember(consumerID, topic, sub string) (*engine.QueueMembe
 	}
 	if c.queue == nil {
 		return nil, connect.NewError(connect.CodeFailedPrecondition,
-			errorf("consumer %q is not a queue consumer", consumerID))
+			fmt.Errorf("consumer %q is not a queue consumer", consumerID))
 	}
 	return c.queue, nil
 }
@@ -207,7 +208,7 @@ func (h consumers) Commit(ctx context.Context, req *connect.Request[ferryv1.Comm
 	}
 	if c.stream == nil {
 		return nil, connect.NewError(connect.CodeFailedPrecondition,
-			errorf("consumer %q is not a stream member", req.Msg.ConsumerId))
+			fmt.Errorf("consumer %q is not a stream member", req.Msg.ConsumerId))
 	}
 	if len(offsets) > 0 {
 		err = toConnect(c.stream.Commit(offsets))
@@ -281,7 +282,7 @@ func (s *Service) memberError(consumerID, topic, sub string, q *engine.QueueMemb
 			return toConnect(derr)
 		}
 		return connect.NewError(connect.CodeNotFound,
-			errorf("these deliveries are no longer in flight: the subscription was deleted and created again, so they went back to it"))
+			fmt.Errorf("these deliveries are no longer in flight: the subscription was deleted and created again, so they went back to it"))
 	}
 	return toConnect(err)
 }

@@ -1,7 +1,6 @@
 package native
 
 import (
-	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -10,8 +9,6 @@ import (
 	ferryv1 "github.com/ferrymq/ferry/api/ferry/v1"
 	"github.com/ferrymq/ferry/engine"
 )
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
 
 // ts converts a time to a protobuf timestamp; nil for the zero time.
 func ts(t time.Time) *timestamppb.Timestamp {

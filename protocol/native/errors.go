@@ -3,6 +3,7 @@ package native
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"connectrpc.com/connect"
 
@@ -56,5 +57,5 @@ func toConnect(err error) error {
 // invalid is an InvalidArgument error for a request that breaks a rule the
 // engine does not check itself.
 func invalid(format string, args ...any) error {
-	return connect.NewError(connect.CodeInvalidArgument, errorf(format, args...))
+	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
 }

@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -84,9 +85,11 @@ type Service struct {
 
 	streams atomic.Int64 // streaming calls open now
 
-	// drain is closed when the server shuts down: streams end at once.
-	drain     chan struct{}
-	drainOnce sync.Once
+	// drainCtx ends when the server shuts down (Drain): streams and long
+	// polls end at once. drain is its Done channel.
+	drainCtx context.Context
+	drainNow context.CancelFunc
+	drain    <-chan struct{}
 
 	mu        sync.Mutex
 	consumers map[string]*consumer
@@ -100,11 +103,14 @@ type subKey struct{ topic, sub string }
 // New returns the service over b.
 func New(b *engine.Broker, opts Options) *Service {
 	opts.EnsureDefaults()
+	drainCtx, drainNow := context.WithCancel(context.Background())
 	return &Service{
 		b:         b,
 		opts:      opts,
 		log:       opts.Logger,
-		drain:     make(chan struct{}),
+		drainCtx:  drainCtx,
+		drainNow:  drainNow,
+		drain:     drainCtx.Done(),
 		consumers: map[string]*consumer{},
 		shared:    map[subKey]*engine.QueueMember{},
 	}
@@ -117,25 +123,19 @@ func (s *Service) Mount(mux *http.ServeMux) {
 		connect.WithRecover(s.recover),
 		connect.WithCodec(jsonCodec{}),
 	}
-	for _, mount := range []func() (string, http.Handler){
-		func() (string, http.Handler) { return ferryv1connect.NewTopicServiceHandler(topics{s}, opts...) },
-		func() (string, http.Handler) {
-			return ferryv1connect.NewSubscriptionServiceHandler(subscriptions{s}, opts...)
-		},
-		func() (string, http.Handler) { return ferryv1connect.NewPublishServiceHandler(publisher{s}, opts...) },
-		func() (string, http.Handler) { return ferryv1connect.NewConsumeServiceHandler(consumers{s}, opts...) },
-		func() (string, http.Handler) { return ferryv1connect.NewReadServiceHandler(readers{s}, opts...) },
-	} {
-		path, h := mount()
-		mux.Handle(path, withResponseController(h))
-	}
+	mount := func(path string, h http.Handler) { mux.Handle(path, withResponseController(h)) }
+	mount(ferryv1connect.NewTopicServiceHandler(topics{s}, opts...))
+	mount(ferryv1connect.NewSubscriptionServiceHandler(subscriptions{s}, opts...))
+	mount(ferryv1connect.NewPublishServiceHandler(publisher{s}, opts...))
+	mount(ferryv1connect.NewConsumeServiceHandler(consumers{s}, opts...))
+	mount(ferryv1connect.NewReadServiceHandler(readers{s}, opts...))
 }
 
 // Drain ends every open stream: consumers get Unavailable, publish streams
 // answer the batches they are storing and then end. Unary calls go on; the
 // HTTP server's shutdown waits for them.
 func (s *Service) Drain() {
-	s.drainOnce.Do(func() { close(s.drain) })
+	s.drainNow()
 	s.mu.Lock()
 	shared := s.shared
 	s.shared = map[subKey]*engine.QueueMember{}
@@ -154,7 +154,7 @@ func (s *Service) draining() bool {
 	}
 }
 
-var errShuttingDown = connect.NewError(connect.CodeUnavailable, errorf("server shutting down"))
+var errShuttingDown = connect.NewError(connect.CodeUnavailable, fmt.Errorf("server shutting down"))
 
 // openStream counts a streaming call against MaxStreams; release it with
 // the returned function.
@@ -165,7 +165,7 @@ func (s *Service) openStream() (func(), error) {
 	if n := s.streams.Add(1); n > int64(s.opts.MaxStreams) {
 		s.streams.Add(-1)
 		return nil, connect.NewError(connect.CodeResourceExhausted,
-			errorf("too many streams open (limit %d)", s.opts.MaxStreams))
+			fmt.Errorf("too many streams open (limit %d)", s.opts.MaxStreams))
 	}
 	return func() { s.streams.Add(-1) }, nil
 }
@@ -173,7 +173,7 @@ func (s *Service) openStream() (func(), error) {
 // recover turns a panic in a handler into Internal for that call alone.
 func (s *Service) recover(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
 	s.log.Error("panic in handler", "procedure", spec.Procedure, "panic", p)
-	return connect.NewError(connect.CodeInternal, errorf("internal error"))
+	return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error"))
 }
 
 // newID returns a random id for a consumer.

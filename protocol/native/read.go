@@ -2,6 +2,7 @@ package native
 
 import (
 	"context"
+	"fmt"
 
 	"connectrpc.com/connect"
 
@@ -42,7 +43,7 @@ func (h readers) Read(ctx context.Context, req *connect.Request[ferryv1.ReadRequ
 		}
 		if p >= len(info.Partitions) {
 			return nil, connect.NewError(connect.CodeNotFound,
-				errorf("%v: topic %q has %d partitions, no partition %d", engine.ErrUnknownPartition, m.Topic, len(info.Partitions), p))
+				fmt.Errorf("%v: topic %q has %d partitions, no partition %d", engine.ErrUnknownPartition, m.Topic, len(info.Partitions), p))
 		}
 		off = info.Partitions[p].StartOffset
 		if m.GetLatest() {
