@@ -41,6 +41,11 @@ func (c *Client) ConsumeEphemeral(ctx context.Context, pattern string, opts ...S
 	if err != nil {
 		return nil, err
 	}
+	return c.consumeEphemeral(ctx, pattern, cfg)
+}
+
+func (c *Client) consumeEphemeral(ctx context.Context, pattern string, cfg subscribeConfig) (*EphemeralConsumer, error) {
+	var err error
 	e := &EphemeralConsumer{c: c, pattern: pattern, buffer: cfg.buffer}
 	e.core, err = startCore(ctx, c, "ephemeral "+pattern, cfg.credit, true, e.dial)
 	if err != nil {
@@ -126,7 +131,7 @@ func (c *Client) SubscribeEphemeral(ctx context.Context, pattern string, handler
 	if err != nil {
 		return err
 	}
-	e, err := c.ConsumeEphemeral(ctx, pattern, opts...)
+	e, err := c.consumeEphemeral(ctx, pattern, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -88,6 +88,11 @@ func (c *Client) ConsumeStream(ctx context.Context, topic, sub string, opts ...S
 	if err != nil {
 		return nil, err
 	}
+	return c.consumeStream(ctx, topic, sub, cfg)
+}
+
+func (c *Client) consumeStream(ctx context.Context, topic, sub string, cfg subscribeConfig) (*StreamConsumer, error) {
+	var err error
 	s := &StreamConsumer{c: c, topic: topic, sub: sub, cfg: cfg,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), autoDone: make(chan struct{})}
 	s.core, err = startCore(ctx, c, "stream "+topic+"/"+sub, cfg.credit, false, s.dial)
@@ -395,7 +400,7 @@ func (c *Client) SubscribeStream(ctx context.Context, topic, sub string, handler
 	if err != nil {
 		return err
 	}
-	s, err := c.ConsumeStream(ctx, topic, sub, opts...)
+	s, err := c.consumeStream(ctx, topic, sub, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
