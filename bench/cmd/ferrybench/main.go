@@ -42,8 +42,7 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.workloads, "workloads", "all", "comma-separated workload names (files in -dir), or all")
-	flag.StringVar(&o.systems, "systems", "ferry,ferry-1s,ferry-2m,ferry-never,nats,redis",
-		"comma-separated systems: "+strings.Join(systems.Names(), ", "))
+	flag.StringVar(&o.systems, "systems", strings.Join(systems.Names(), ","), "comma-separated systems")
 	flag.StringVar(&o.sizes, "sizes", "", "comma-separated message sizes in bytes to keep (default: every size of each file)")
 	flag.IntVar(&o.runs, "runs", 3, "runs of each workload on each system (the table shows medians)")
 	flag.DurationVar(&o.warmup, "warmup", 0, "override every workload's warm-up")

@@ -8,9 +8,10 @@
 //     latency counts) and keeps up to 10,000 messages unacknowledged.
 //     Linger 0 is not used: it sends every message as a request of its
 //     own (the client has no "send what queued while the last batch was
-//     out" mode), and at fsync=always it could not keep 10,000 msgs/s
-//     here (5–8k/s, p50 in seconds at 1 KiB), where 1 ms kept the rate
-//     with p50 3.5 ms;
+//     out" mode), and at fsync=always it fell behind at 10,000 msgs/s
+//     with 1 KiB messages (a smoke run, 2 s: 9,601 msgs/s, p50 121 ms),
+//     where 1 ms kept the rate (results/smoke-20261127T170122Z.md:
+//     p50 6.8 ms);
 //   - queue: a queue subscription on a topic with work retention (a
 //     message is deleted once acknowledged), consumed with SubscribeQueue,
 //     which acknowledges in batches (one Ack call in flight carrying what
