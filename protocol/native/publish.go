@@ -19,31 +19,24 @@ type publisher struct{ s *Service }
 
 func (h publisher) Publish(ctx context.Context, req *connect.Request[ferryv1.PublishRequest]) (*connect.Response[ferryv1.PublishResponse], error) {
 	m := req.Msg
-	res, err := h.s.publish(ctx, m.Topic, m.Partition, publishMessages(m.Messages))
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(&ferryv1.PublishResponse{Results: publishedToProto(res)}), nil
-}
-
-func (s *Service) publish(ctx context.Context, topic string, partition *int32, msgs []engine.Message) ([]engine.Published, error) {
+	msgs := publishMessages(m.Messages)
 	if len(msgs) == 0 {
 		return nil, invalid("no messages to publish")
 	}
 	var res []engine.Published
 	var err error
-	if partition != nil {
-		if *partition < 0 {
-			return nil, invalid("partition %d is negative", *partition)
+	if m.Partition != nil {
+		if *m.Partition < 0 {
+			return nil, invalid("partition %d is negative", *m.Partition)
 		}
-		res, err = s.b.PublishTo(ctx, topic, int(*partition), msgs...)
+		res, err = h.s.b.PublishTo(ctx, m.Topic, int(*m.Partition), msgs...)
 	} else {
-		res, err = s.b.Publish(ctx, topic, msgs...)
+		res, err = h.s.b.Publish(ctx, m.Topic, msgs...)
 	}
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return res, nil
+	return connect.NewResponse(&ferryv1.PublishResponse{Results: publishedToProto(res)}), nil
 }
 
 // pendingBatches bounds the batches a publish stream reads ahead of the one
@@ -89,7 +82,7 @@ func (h publisher) PublishStream(ctx context.Context, stream *connect.BidiStream
 		case req, ok := <-in:
 			if !ok {
 				err := <-recvErr
-				if isEOF(err) {
+				if errors.Is(err, io.EOF) {
 					return nil
 				}
 				return err
@@ -251,8 +244,6 @@ func errorMessage(err error) string {
 	}
 	return err.Error()
 }
-
-func isEOF(err error) bool { return errors.Is(err, io.EOF) }
 
 // spreader settles the partitions of a publish stream's messages as
 // separate Publish calls would: the named partition; the key's (Kafka's
