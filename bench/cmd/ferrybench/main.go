@@ -1,11 +1,14 @@
 // Command ferrybench runs workloads (bench/workloads/*.toml) on systems
 // (Ferry at several fsync settings, NATS, Redis), each run on a fresh
-// broker started on 127.0.0.1, and writes the results as JSON and as a
-// Markdown table of medians into bench/results/.
+// broker started on 127.0.0.1, and writes the results into bench/results/:
+// JSON (every run), Markdown (medians of the runs that passed, Ferry's
+// ratios to its peers, issue 5's targets) and PNG charts (throughput per
+// workload, latency percentiles) that the Markdown links.
 //
 //	cd bench && go run ./cmd/ferrybench                       # everything, 3 runs each
 //	go run ./cmd/ferrybench -workloads latency-10k -systems ferry,redis -runs 1
 //	go run ./cmd/ferrybench -duration 2s -warmup 500ms -label smoke
+//	go run ./cmd/ferrybench -report results/run-X.json      # Markdown and charts again, no runs
 package main
 
 import (
@@ -37,6 +40,7 @@ type options struct {
 	ferryBin                  string
 	inProcess                 bool
 	cpuProfile                string
+	report                    string
 }
 
 func main() {
@@ -49,12 +53,21 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 0, "override every workload's measured duration")
 	flag.DurationVar(&o.drain, "drain", 30*time.Second, "how long to wait for the last acks and deliveries of a run")
 	flag.StringVar(&o.dir, "dir", "workloads", "folder of workload files")
-	flag.StringVar(&o.out, "out", "results", "folder for the JSON and Markdown results")
-	flag.StringVar(&o.label, "label", "run", "name of the result files: LABEL-TIMESTAMP.json and .md")
+	flag.StringVar(&o.out, "out", "results", "folder for the results (JSON, Markdown, PNG charts)")
+	flag.StringVar(&o.label, "label", "run", "name of the result files: LABEL-TIMESTAMP.json, .md and -WORKLOAD-SIZE-KIND.png")
 	flag.StringVar(&o.ferryBin, "ferry-bin", "", "ferry binary to run as `ferry serve` (default: built from the enclosing Ferry module)")
 	flag.BoolVar(&o.inProcess, "ferry-in-process", false, "run Ferry inside this process instead of as a child (no broker CPU figure)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile (the clients' side) to this file")
+	flag.StringVar(&o.report, "report", "", "run nothing: write the Markdown and the charts again from this JSON results file, next to it")
 	flag.Parse()
+
+	if o.report != "" {
+		if err := rewriteReport(o.report); err != nil {
+			fmt.Fprintln(os.Stderr, "ferrybench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
@@ -113,7 +126,7 @@ func run(ctx context.Context, o options) error {
 				prefix := fmt.Sprintf("[%d/%d] ", done, total)
 				res := runOne(ctx, env, name, spec, r, o, func(line string) { progress.update(prefix + line) })
 				progress.done(prefix + summary(res))
-				rep.add(res)
+				rep.Results = append(rep.Results, res)
 			}
 		}
 	}
@@ -131,23 +144,6 @@ func runOne(ctx context.Context, env systems.Env, name string, spec workload.Spe
 	return runner.Run(ctx, in.Driver, spec, runner.Options{
 		System: name, Run: r, Drain: o.drain, BrokerCPU: in.CPU, Progress: progress,
 	})
-}
-
-func summary(r runner.Result) string {
-	status := "ok"
-	if !r.OK {
-		status = "FAILED " + r.Error
-		if r.Counts.Missing > 0 {
-			status += fmt.Sprintf(" (%d missing)", r.Counts.Missing)
-		}
-	}
-	s := fmt.Sprintf("%s on %s, run %d: publish %s/s", r.Spec, r.System, r.Run, si(r.PublishRate))
-	if r.Pattern == string(workload.Stream) {
-		s += fmt.Sprintf(", replay %s/s, append ack p99 %.2f ms", si(r.ReplayRate), r.AckLatency.P99)
-	} else {
-		s += fmt.Sprintf(", deliver %s/s, p50 %.2f ms, p99 %.2f ms", si(r.DeliveryRate), r.Latency.P50, r.Latency.P99)
-	}
-	return s + ", " + status
 }
 
 func selectSpecs(o options) ([]workload.Spec, error) {
