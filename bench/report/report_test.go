@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -109,5 +110,93 @@ func TestSI(t *testing.T) {
 		if got := SI(v); got != want {
 			t.Errorf("SI(%v) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+// Failed runs, also those that failed only their count check, stay in
+// the JSON with their error and are counted, but not in the medians.
+func TestMediansLeaveOutFailedRuns(t *testing.T) {
+	r := &Report{Label: "t", Runs: 4}
+	add := func(system string, run int, rate float64, err string, missing int64) {
+		res := result(system, "queue-durable", "queue", run, rate)
+		res.OK, res.Error, res.Counts.Missing = err == "" && missing == 0, err, missing
+		r.Results = append(r.Results, res)
+	}
+	add("redis", 1, 100, "", 0)
+	add("redis", 2, 300, "", 0)
+	add("redis", 3, 1000, "count check: 5 of 100 deliveries missing", 5)
+	add("redis", 4, 5000, "", 7) // OK false without an error: results of an older runner
+	add("nats", 1, 100, "start: no nats-server", 0)
+	add("nats", 2, 900, "count check: 1 publishes failed", 0)
+	add("ferry", 1, 900, "", 0)
+
+	rows := Rows(r.Results)
+	if len(rows) != 3 || len(rows[0].OK) != 2 || len(rows[1].OK) != 0 {
+		t.Fatalf("rows %d, ok runs %d and %d; want 2, 2 and 0", len(rows), len(rows[0].OK), len(rows[1].OK))
+	}
+	if got := rows[0].Median(Delivered); got != 200 {
+		t.Errorf("redis median %v, want 200 (of 100 and 300 only)", got)
+	}
+	if got := rows[1].Median(Delivered); got != 0 {
+		t.Errorf("nats median %v, want 0: no run passed", got)
+	}
+
+	dir := t.TempDir()
+	md, f, err := Write(r, dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| queue-durable | 128B | redis | redis durability | 220 | 200 | – | 6.67 |",
+		"| 2 of 4 | 12 missing; run 3: count check: 5 of 100 deliveries missing; run 4: count check failed |",
+		"| queue-durable | 128B | nats | nats durability | – | – | – | – | – | – | – | – | 0 of 2 | run 1: start: no nats-server; run 2: count check: 1 publishes failed |",
+		"| queue-durable: delivered msgs/s ≥ 1.5× Redis Streams (`redis`) | 900 | 200 (`redis`) | 4.50× | met |",
+		// nats has no passing run: the target against it was not run.
+		"| queue-durable: delivered msgs/s ≥ 2× JetStream (`nats`) | 900 | – | – | not run: nats: 0 of 2 runs ok |",
+		"| queue-durable: broker CPU µs/msg ≤ ½ the best peer's | 1111 | 6667 (`redis`) | 0.17× | met |",
+		"| queue-durable | delivered msgs/s | 900 | `redis` | 200 | 4.50× |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("want %q in:\n%s", want, md)
+		}
+	}
+	back, err := Load(f.JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Results) != 7 || back.Results[2].Error != "count check: 5 of 100 deliveries missing" || back.Results[2].OK {
+		t.Errorf("JSON: %d results, run 3: %+v", len(back.Results), back.Results[2])
+	}
+	// The chart is of the medians: redis at 200.
+	if len(f.Charts) != 2 {
+		t.Errorf("charts %v", f.Charts)
+	}
+}
+
+func TestTargets(t *testing.T) {
+	got := map[string]string{}
+	for _, o := range Evaluate(Rows(sample().Results), Targets) {
+		got[o.Text] = fmt.Sprintf("%s %.2f %s", o.Result, o.Ratio, o.Why)
+	}
+	for text, want := range map[string]string{
+		"queue-durable: delivered msgs/s ≥ 1.5× Redis Streams (`redis`)":                 "met 1.80 ",
+		"queue-durable: delivered msgs/s ≥ 2× JetStream (`nats`)":                        "met 3.00 ",
+		"queue-durable: delivered msgs/s ≥ 6× RabbitMQ quorum queue (`rabbitmq-quorum`)": "not run 0.00 rabbitmq-quorum not in this run",
+		"pubsub-fanout-1: delivered msgs/s ≥ NATS core (`nats`)":                         "met 3.00 ",
+		"pubsub-fanout-4: delivered msgs/s ≥ NATS core (`nats`)":                         "not run 0.00 ferry not in this run",
+		"stream-append-replay: append msgs/s ≥ 1.5× Redis Streams (`redis`)":             "met 1.80 ",
+		"stream-append-replay: replay msgs/s ≥ 1.5× Redis Streams (`redis`)":             "met 1.80 ",
+		"latency-10k: end-to-end p99 < 1 ms":                                             "met 0.00 ",
+		// The best peer's CPU is redis's, 20 µs; Ferry's is 11.1.
+		"queue-durable: broker CPU µs/msg ≤ ½ the best peer's":                 "missed 0.56 ",
+		"stream-append-replay: broker CPU µs/msg replayed ≤ ½ the best peer's": "missed 1.00 ",
+		"latency-10k: broker CPU µs/msg ≤ ½ the best peer's":                   "missed 1.00 ",
+	} {
+		if got[text] != want {
+			t.Errorf("%s: %q, want %q", text, got[text], want)
+		}
+	}
+	if len(got) != len(Targets) {
+		t.Errorf("%d outcomes for %d targets", len(got), len(Targets))
 	}
 }

@@ -49,7 +49,11 @@ type Result struct {
 	// BrokerCPUPerReplayed: stream workloads, per message replayed.
 	BrokerCPUPerReplayed float64 `json:"broker_cpu_us_per_replayed,omitempty"`
 
-	// OK: nothing was missing and no error ended the run.
+	// OK: no error ended the run and its count check passed (something
+	// acknowledged; no publish failed; nothing missing, nothing
+	// unexpected). Error says what failed otherwise ("count check: …"
+	// when only the count check did); such a run is reported, not
+	// counted in medians.
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,8 +70,8 @@ type run struct {
 	firstError error
 }
 
-// Run runs spec on d and returns the result; a failure is in its Error
-// field (and OK false), never a panic.
+// Run runs spec on d and returns the result; a failure, of the run or of
+// its count check, is in its Error field (and OK false), never a panic.
 func Run(ctx context.Context, d driver.Driver, spec workload.Spec, opts Options) Result {
 	if opts.System == "" {
 		opts.System = d.Name()
@@ -109,10 +110,34 @@ func Run(ctx context.Context, d driver.Driver, spec workload.Spec, opts Options)
 	r.check(&res)
 	if r.firstError != nil {
 		res.Error = r.firstError.Error()
+	} else {
+		res.Error = countError(res.Counts)
 	}
-	c := res.Counts
-	res.OK = res.Error == "" && c.Acked > 0 && c.Failed == 0 && c.Missing == 0 && c.Unexpected == 0
+	res.OK = res.Error == ""
 	return res
+}
+
+// countError says why the count check failed, or "" when it passed:
+// nothing acknowledged, publishes failed, messages missing at a
+// subscription, or received that were never acknowledged.
+func countError(c Counts) string {
+	var why []string
+	if c.Acked == 0 {
+		why = append(why, "no publish acknowledged")
+	}
+	if c.Failed > 0 {
+		why = append(why, fmt.Sprintf("%d publishes failed", c.Failed))
+	}
+	if c.Missing > 0 {
+		why = append(why, fmt.Sprintf("%d of %d deliveries missing", c.Missing, c.Expected))
+	}
+	if c.Unexpected > 0 {
+		why = append(why, fmt.Sprintf("%d received but never acknowledged", c.Unexpected))
+	}
+	if len(why) == 0 {
+		return ""
+	}
+	return "count check: " + strings.Join(why, ", ")
 }
 
 func (r *run) fail(err error) {

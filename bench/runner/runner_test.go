@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -145,14 +146,20 @@ func TestCountsFaults(t *testing.T) {
 	if res.OK || res.Counts.Missing == 0 || res.Counts.Missing != res.Counts.Expected-res.Counts.Received {
 		t.Errorf("lost messages: OK %v, counts %+v; want missing counted and the run failed", res.OK, res.Counts)
 	}
+	if want := fmt.Sprintf("count check: %d of %d deliveries missing", res.Counts.Missing, res.Counts.Expected); res.Error != want {
+		t.Errorf("lost messages: error %q, want %q", res.Error, want)
+	}
 	res = runFake(t, &fake{dupEvery: 100}, spec(workload.Queue))
-	if !res.OK || res.Counts.Duplicates == 0 || res.Counts.Missing != 0 {
-		t.Errorf("redelivered messages: OK %v, counts %+v; want duplicates counted, the run OK", res.OK, res.Counts)
+	if !res.OK || res.Error != "" || res.Counts.Duplicates == 0 || res.Counts.Missing != 0 {
+		t.Errorf("redelivered messages: OK %v, error %q, counts %+v; want duplicates counted, the run OK", res.OK, res.Error, res.Counts)
 	}
 	res = runFake(t, &fake{failEvery: 100}, spec(workload.Queue))
 	c := res.Counts
 	if res.OK || c.Failed == 0 || c.Expected != c.Acked || c.Missing != 0 || c.Sent != c.Acked+c.Failed {
 		t.Errorf("failed publishes: OK %v, counts %+v; want them counted, not expected, the run failed", res.OK, c)
+	}
+	if want := fmt.Sprintf("count check: %d publishes failed", c.Failed); res.Error != want {
+		t.Errorf("failed publishes: error %q, want %q", res.Error, want)
 	}
 }
 
