@@ -60,7 +60,7 @@ func (c *Client) consumeEphemeral(ctx context.Context, pattern string, cfg subsc
 
 func (e *EphemeralConsumer) dial(ctx context.Context, s *session[Message]) (func() error, error) {
 	stream, err := e.c.consume.Subscribe(ctx, connect.NewRequest(&ferryv1.SubscribeRequest{
-		Pattern: e.pattern, Credit: int32(cap(s.items)), Buffer: e.buffer}))
+		Pattern: e.pattern, Credit: int32(cap(s.items)), Buffer: e.buffer, RecordBatches: true}))
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +75,11 @@ func (e *EphemeralConsumer) dial(ctx context.Context, s *session[Message]) (func
 		for {
 			for _, m := range resp.GetMessages() {
 				if err := push(ctx, s, fromProtoMessage(m)); err != nil {
+					return err
+				}
+			}
+			for _, rb := range resp.GetBatches() {
+				if err := fromRecordBatches(rb, func(m Message) error { return push(ctx, s, m) }); err != nil {
 					return err
 				}
 			}

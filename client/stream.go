@@ -114,7 +114,7 @@ func (c *Client) consumeStream(ctx context.Context, topic, sub string, cfg subsc
 func (s *StreamConsumer) dial(ctx context.Context, ss *session[streamItem]) (func() error, error) {
 	stream, err := s.c.consume.ConsumeStream(ctx, connect.NewRequest(&ferryv1.ConsumeStreamRequest{
 		Topic: s.topic, Subscription: s.sub, Credit: int32(cap(ss.items)),
-		SessionTimeout: durationOrNil(s.cfg.sessionTimeout)}))
+		SessionTimeout: durationOrNil(s.cfg.sessionTimeout), RecordBatches: true}))
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +139,15 @@ func (s *StreamConsumer) dial(ctx context.Context, ss *session[streamItem]) (fun
 			for _, m := range resp.GetMessages() {
 				it := streamItem{msg: fromProtoMessage(m), att: ss.attachment, epoch: s.epochOf(m.GetPartition())}
 				if err := push(ctx, ss, it); err != nil {
+					return err
+				}
+			}
+			for _, rb := range resp.GetBatches() {
+				epoch := s.epochOf(rb.GetPartition())
+				err := fromRecordBatches(rb, func(m Message) error {
+					return push(ctx, ss, streamItem{msg: m, att: ss.attachment, epoch: epoch})
+				})
+				if err != nil {
 					return err
 				}
 			}

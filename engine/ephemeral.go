@@ -2,12 +2,9 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
-
-	"github.com/ferrymq/ferry/storage/record"
 )
 
 // DefaultEphemeralBuffer is how many messages an ephemeral subscription may
@@ -98,13 +95,13 @@ func (e *Ephemeral) wakeLocked() {
 // Receive returns up to max messages, waiting until there is one or ctx
 // ends. Messages of one partition come in order.
 func (e *Ephemeral) Receive(ctx context.Context, max int) ([]Message, error) {
-	if max < 1 {
-		max = 1
-	}
-	return waitFor(ctx, func() ([]Message, <-chan struct{}, error) { return e.poll(max) })
+	return waitFor(ctx, func() ([]Message, <-chan struct{}, error) { return pollEphemeral(e, max, collectMessages) })
 }
 
-func (e *Ephemeral) poll(limit int) ([]Message, <-chan struct{}, error) {
+// pollEphemeral takes up to limit records, round robin over the matching
+// partitions, with collect.
+func pollEphemeral[T any](e *Ephemeral, limit int, collect collector[T]) ([]T, <-chan struct{}, error) {
+	limit = max(limit, 1)
 	b := e.b
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -121,7 +118,8 @@ func (e *Ephemeral) poll(limit int) ([]Message, <-chan struct{}, error) {
 		topics = append(topics, name)
 	}
 	slices.Sort(topics)
-	var out []Message
+	var out []T
+	taken := 0
 	type slot struct {
 		topic string
 		p     int
@@ -147,33 +145,22 @@ func (e *Ephemeral) poll(limit int) ([]Message, <-chan struct{}, error) {
 			slots = append(slots, slot{name, p})
 		}
 	}
-	for i := 0; i < len(slots) && len(out) < limit; i++ {
+	for i := 0; i < len(slots) && taken < limit; i++ {
 		s := slots[(e.rr+i)%len(slots)]
 		l := b.topics[s.topic].parts[s.p]
 		cur := e.cursors[s.topic]
 		if cur[s.p] >= l.VisibleOffset() {
 			continue
 		}
-		res, err := l.Read(cur[s.p], e.reads.size(limit-len(out)))
+		res, err := l.Read(cur[s.p], e.reads.size(limit-taken))
 		if err != nil {
 			return out, nil, fmt.Errorf("read %s/%d: %w", s.topic, s.p, err)
 		}
 		e.reads.saw(res.Data)
-		out = slices.Grow(out, min(countRecords(res.Data), limit-len(out)))
-		from := cur[s.p]
-		err = record.Split(res.Data, func(h record.Header, batch []byte) error {
-			return record.Records(batch, record.Limits{}, func(r record.Record) error {
-				if len(out) >= limit {
-					return errFetchFull
-				}
-				if r.Offset >= from {
-					out = append(out, messageFromRecord(s.topic, s.p, r))
-					cur[s.p] = r.Offset + 1
-				}
-				return nil
-			})
-		})
-		if err != nil && !errors.Is(err, errFetchFull) {
+		var n int
+		out, n, cur[s.p], err = collect(out, s.topic, s.p, cur[s.p], res.Data, limit-taken)
+		taken += n
+		if err != nil {
 			return out, nil, fmt.Errorf("read %s/%d: %w", s.topic, s.p, err)
 		}
 	}

@@ -2,9 +2,7 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/ferrymq/ferry/internal/clock"
 	"github.com/ferrymq/ferry/storage/meta"
-	"github.com/ferrymq/ferry/storage/record"
 )
 
 // DefaultSessionTimeout is how long a stream member may go without a
@@ -284,13 +281,13 @@ func (m *StreamMember) Leave() error {
 // from its positions (the committed offsets when it got them), waiting
 // until there is one or ctx ends. It also counts as a heartbeat.
 func (m *StreamMember) Fetch(ctx context.Context, max int) ([]Message, error) {
-	if max < 1 {
-		max = 1
-	}
-	return waitFor(ctx, func() ([]Message, <-chan struct{}, error) { return m.fetch(max) })
+	return waitFor(ctx, func() ([]Message, <-chan struct{}, error) { return fetchStream(m, max, collectMessages) })
 }
 
-func (m *StreamMember) fetch(limit int) ([]Message, <-chan struct{}, error) {
+// fetchStream takes up to limit records from the member's partitions with
+// collect.
+func fetchStream[T any](m *StreamMember, limit int, collect collector[T]) ([]T, <-chan struct{}, error) {
+	limit = max(limit, 1)
 	if _, _, err := m.Heartbeat(); err != nil {
 		return nil, nil, err
 	}
@@ -300,39 +297,28 @@ func (m *StreamMember) fetch(limit int) ([]Message, <-chan struct{}, error) {
 	}
 	defer unlock()
 	s := m.s
-	var out []Message
+	var out []T
+	taken := 0
 	for p, pos := range m.position {
-		if len(out) >= limit || s.group.owner[p] != m.id {
+		if taken >= limit || s.group.owner[p] != m.id {
 			continue
 		}
 		l := s.t.parts[p]
 		pos = max(pos, l.StartOffset())
+		m.position[p] = pos
 		if pos >= l.VisibleOffset() {
-			m.position[p] = pos
 			continue
 		}
-		res, err := l.Read(pos, m.reads.size(limit-len(out)))
+		res, err := l.Read(pos, m.reads.size(limit-taken))
 		if err != nil {
 			return out, nil, fmt.Errorf("read %s/%d at %d: %w", s.rec.Topic, p, pos, err)
 		}
 		m.reads.saw(res.Data)
-		out = slices.Grow(out, min(countRecords(res.Data), limit-len(out)))
-		err = record.Split(res.Data, func(h record.Header, batch []byte) error {
-			return record.Records(batch, record.Limits{}, func(r record.Record) error {
-				if len(out) >= limit {
-					// The read brought up to 1 MiB; decoding stops at the
-					// limit rather than at the end of it.
-					return errFetchFull
-				}
-				if r.Offset >= pos {
-					out = append(out, messageFromRecord(s.rec.Topic, p, r))
-					m.position[p] = r.Offset + 1
-				}
-				return nil
-			})
-		})
-		if err != nil && !errors.Is(err, errFetchFull) {
-			return out, nil, err
+		var n int
+		out, n, m.position[p], err = collect(out, s.rec.Topic, p, pos, res.Data, limit-taken)
+		taken += n
+		if err != nil {
+			return out, nil, fmt.Errorf("read %s/%d at %d: %w", s.rec.Topic, p, pos, err)
 		}
 	}
 	if s.changed == nil {
@@ -340,9 +326,6 @@ func (m *StreamMember) fetch(limit int) ([]Message, <-chan struct{}, error) {
 	}
 	return out, s.changed, nil
 }
-
-// errFetchFull stops decoding a read once a fetch has its fill.
-var errFetchFull = errors.New("fetch full")
 
 // Commit records the offsets to resume from (the next offset to read) for
 // partitions the member owns. It is written before Commit returns.

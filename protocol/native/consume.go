@@ -43,12 +43,18 @@ func frames(n int, size func(int) int, send func(lo, hi int) error) error {
 	return nil
 }
 
-func messageBytes(m *engine.Message) int {
+// measureMessage is a message's bytes and count, for pump.
+func measureMessage(m *engine.Message) (bytes, msgs int) {
 	n := len(m.Key) + len(m.Value) + len(m.ID) + 64
 	for _, h := range m.Headers {
 		n += len(h.Key) + len(h.Value)
 	}
-	return n
+	return n, 1
+}
+
+// measureBatches is stored batches' bytes and the records they deliver.
+func measureBatches(b *engine.Batches) (bytes, msgs int) {
+	return len(b.Data) + len(b.Topic) + 32, b.Count()
 }
 
 // consumer is one open consume stream, named in the unary calls by id.
@@ -112,8 +118,10 @@ func (s *Service) untilDrain(ctx context.Context) (context.Context, context.Canc
 // pump is the loop of the consume streams: wait for credit, take what the
 // engine has (up to the credit), send it in frames. With tick > 0 the wait
 // for credit gives up after tick and take is called with 0 (the stream
-// member heartbeats meanwhile); take may return nothing.
-func pump[T any](ctx context.Context, s *Service, c *consumer, tick time.Duration, take func(context.Context, int) ([]T, error), size func(*T) int, send func([]T) error) error {
+// member heartbeats meanwhile); take may return nothing. measure gives an
+// item's bytes and how many messages it holds, which is what it spends of
+// the credit.
+func pump[T any](ctx context.Context, s *Service, c *consumer, tick time.Duration, take func(context.Context, int) ([]T, error), measure func(*T) (bytes, msgs int), send func([]T) error) error {
 	for {
 		n, err := c.credit.wait(ctx, tick)
 		if err != nil {
@@ -126,8 +134,13 @@ func pump[T any](ctx context.Context, s *Service, c *consumer, tick time.Duratio
 		if len(items) == 0 {
 			continue
 		}
-		c.credit.spend(len(items))
-		err = frames(len(items), func(i int) int { return size(&items[i]) }, func(lo, hi int) error {
+		spent := 0
+		for i := range items {
+			_, n := measure(&items[i])
+			spent += n
+		}
+		c.credit.spend(spent)
+		err = frames(len(items), func(i int) int { b, _ := measure(&items[i]); return b }, func(lo, hi int) error {
 			return s.send(ctx, func() error { return send(items[lo:hi]) })
 		})
 		if err != nil {
@@ -168,7 +181,7 @@ func (h consumers) ConsumeQueue(ctx context.Context, req *connect.Request[ferryv
 		return err
 	}
 	return pump(ctx, s, c, 0, m.Receive,
-		func(d *engine.Delivery) int { return messageBytes(&d.Message) },
+		func(d *engine.Delivery) (int, int) { return measureMessage(&d.Message) },
 		func(ds []engine.Delivery) error {
 			return stream.Send(&ferryv1.ConsumeQueueResponse{Deliveries: deliveriesToProto(ds)})
 		})
@@ -224,14 +237,31 @@ func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferry
 		}
 		return owned, nil
 	}
-	// take fetches what the owned partitions have (nothing when n is 0: the
-	// wait for credit timed out, and only the heartbeat is due).
-	take := func(ctx context.Context, n int) ([]engine.Message, error) {
+	if req.Msg.RecordBatches {
+		return pump(ctx, s, c, tick, fetchOwned(m, tick, assign, m.FetchBatches, func(b *engine.Batches) int { return b.Partition }),
+			measureBatches,
+			func(bs []engine.Batches) error {
+				return stream.Send(&ferryv1.ConsumeStreamResponse{Batches: batchesToProto(bs)})
+			})
+	}
+	return pump(ctx, s, c, tick, fetchOwned(m, tick, assign, m.Fetch, func(m *engine.Message) int { return m.Partition }),
+		measureMessage,
+		func(msgs []engine.Message) error {
+			return stream.Send(&ferryv1.ConsumeStreamResponse{Messages: messagesToProto(msgs)})
+		})
+}
+
+// fetchOwned is a stream member's take for pump: it fetches what the owned
+// partitions have (nothing when n is 0: the wait for credit timed out, and
+// only the heartbeat is due), waiting up to tick. assign heartbeats and
+// tells the client of a new assignment, returning the partitions owned.
+func fetchOwned[T any](m *engine.StreamMember, tick time.Duration, assign func() ([]int, error), fetch func(context.Context, int) ([]T, error), partition func(*T) int) func(context.Context, int) ([]T, error) {
+	return func(ctx context.Context, n int) ([]T, error) {
 		if _, err := assign(); err != nil || n == 0 {
 			return nil, err
 		}
 		fctx, fcancel := context.WithTimeout(ctx, tick)
-		msgs, err := m.Fetch(fctx, n)
+		items, err := fetch(fctx, n)
 		fcancel()
 		if err != nil {
 			if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
@@ -246,23 +276,8 @@ func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferry
 		if err != nil {
 			return nil, err
 		}
-		return ownedOnly(msgs, owned), nil
+		return slices.DeleteFunc(items, func(it T) bool { return !slices.Contains(owned, partition(&it)) }), nil
 	}
-	return pump(ctx, s, c, tick, take, messageBytes,
-		func(msgs []engine.Message) error {
-			return stream.Send(&ferryv1.ConsumeStreamResponse{Messages: messagesToProto(msgs)})
-		})
-}
-
-// ownedOnly keeps the messages of the owned partitions.
-func ownedOnly(msgs []engine.Message, owned []int) []engine.Message {
-	out := msgs[:0]
-	for _, m := range msgs {
-		if slices.Contains(owned, m.Partition) {
-			out = append(out, m)
-		}
-	}
-	return out
 }
 
 func (h consumers) Subscribe(ctx context.Context, req *connect.Request[ferryv1.SubscribeRequest], stream *connect.ServerStream[ferryv1.SubscribeResponse]) error {
@@ -287,7 +302,13 @@ func (h consumers) Subscribe(ctx context.Context, req *connect.Request[ferryv1.S
 	if err := s.send(ctx, func() error { return stream.Send(&ferryv1.SubscribeResponse{ConsumerId: c.id}) }); err != nil {
 		return err
 	}
-	return pump(ctx, s, c, 0, e.Receive, messageBytes,
+	if req.Msg.RecordBatches {
+		return pump(ctx, s, c, 0, e.ReceiveBatches, measureBatches,
+			func(bs []engine.Batches) error {
+				return stream.Send(&ferryv1.SubscribeResponse{Batches: batchesToProto(bs)})
+			})
+	}
+	return pump(ctx, s, c, 0, e.Receive, measureMessage,
 		func(msgs []engine.Message) error {
 			return stream.Send(&ferryv1.SubscribeResponse{Messages: messagesToProto(msgs)})
 		})

@@ -243,3 +243,12 @@ func publishedToProto(ps []engine.Published) []*ferryv1.Published {
 	}
 	return out
 }
+
+func batchesToProto(bs []engine.Batches) []*ferryv1.RecordBatches {
+	out := make([]*ferryv1.RecordBatches, len(bs))
+	for i, b := range bs {
+		out[i] = &ferryv1.RecordBatches{Topic: b.Topic, Partition: int32(b.Partition),
+			FromOffset: b.From, UntilOffset: b.Until, Data: b.Data}
+	}
+	return out
+}

@@ -220,8 +220,11 @@ type ConsumeStreamRequest struct {
 	// gives its partitions to others; 30 seconds when unset. The server keeps
 	// the member alive while the stream is open.
 	SessionTimeout *durationpb.Duration `protobuf:"bytes,4,opt,name=session_timeout,json=sessionTimeout,proto3" json:"session_timeout,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// record_batches asks for messages as stored record batches (batches)
+	// rather than as Message (messages); a server without it sends messages.
+	RecordBatches bool `protobuf:"varint,5,opt,name=record_batches,json=recordBatches,proto3" json:"record_batches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConsumeStreamRequest) Reset() {
@@ -280,6 +283,13 @@ func (x *ConsumeStreamRequest) GetSessionTimeout() *durationpb.Duration {
 		return x.SessionTimeout
 	}
 	return nil
+}
+
+func (x *ConsumeStreamRequest) GetRecordBatches() bool {
+	if x != nil {
+		return x.RecordBatches
+	}
+	return false
 }
 
 // Assignment is the partitions a stream member owns.
@@ -341,8 +351,11 @@ type ConsumeStreamResponse struct {
 	ConsumerId string `protobuf:"bytes,1,opt,name=consumer_id,json=consumerId,proto3" json:"consumer_id,omitempty"`
 	MemberId   string `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
 	// assignment is set when the member's partitions change.
-	Assignment    *Assignment `protobuf:"bytes,3,opt,name=assignment,proto3" json:"assignment,omitempty"`
-	Messages      []*Message  `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	Assignment *Assignment `protobuf:"bytes,3,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	Messages   []*Message  `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	// batches, when the request asked for record_batches. Each record
+	// delivered spends one credit, as a message does.
+	Batches       []*RecordBatches `protobuf:"bytes,5,rep,name=batches,proto3" json:"batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -405,6 +418,13 @@ func (x *ConsumeStreamResponse) GetMessages() []*Message {
 	return nil
 }
 
+func (x *ConsumeStreamResponse) GetBatches() []*RecordBatches {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
 type SubscribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// pattern is a topic name or a wildcard pattern.
@@ -412,7 +432,10 @@ type SubscribeRequest struct {
 	Credit  int32  `protobuf:"varint,2,opt,name=credit,proto3" json:"credit,omitempty"`
 	// buffer is how many messages the subscriber may fall behind on one
 	// partition before it is cut off; 10000 when 0.
-	Buffer        int64 `protobuf:"varint,3,opt,name=buffer,proto3" json:"buffer,omitempty"`
+	Buffer int64 `protobuf:"varint,3,opt,name=buffer,proto3" json:"buffer,omitempty"`
+	// record_batches asks for messages as stored record batches (batches)
+	// rather than as Message (messages); a server without it sends messages.
+	RecordBatches bool `protobuf:"varint,4,opt,name=record_batches,json=recordBatches,proto3" json:"record_batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -468,11 +491,21 @@ func (x *SubscribeRequest) GetBuffer() int64 {
 	return 0
 }
 
+func (x *SubscribeRequest) GetRecordBatches() bool {
+	if x != nil {
+		return x.RecordBatches
+	}
+	return false
+}
+
 type SubscribeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// consumer_id is set on the first response only.
-	ConsumerId    string     `protobuf:"bytes,1,opt,name=consumer_id,json=consumerId,proto3" json:"consumer_id,omitempty"`
-	Messages      []*Message `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	ConsumerId string     `protobuf:"bytes,1,opt,name=consumer_id,json=consumerId,proto3" json:"consumer_id,omitempty"`
+	Messages   []*Message `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	// batches, when the request asked for record_batches. Each record
+	// delivered spends one credit, as a message does.
+	Batches       []*RecordBatches `protobuf:"bytes,3,rep,name=batches,proto3" json:"batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -517,6 +550,13 @@ func (x *SubscribeResponse) GetConsumerId() string {
 func (x *SubscribeResponse) GetMessages() []*Message {
 	if x != nil {
 		return x.Messages
+	}
+	return nil
+}
+
+func (x *SubscribeResponse) GetBatches() []*RecordBatches {
+	if x != nil {
+		return x.Batches
 	}
 	return nil
 }
@@ -1444,12 +1484,13 @@ const file_ferry_v1_consume_proto_rawDesc = "" +
 	"consumerId\x122\n" +
 	"\n" +
 	"deliveries\x18\x02 \x03(\v2\x12.ferry.v1.DeliveryR\n" +
-	"deliveries\"\xac\x01\n" +
+	"deliveries\"\xd3\x01\n" +
 	"\x14ConsumeStreamRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x12\x16\n" +
 	"\x06credit\x18\x03 \x01(\x05R\x06credit\x12B\n" +
-	"\x0fsession_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x0esessionTimeout\"L\n" +
+	"\x0fsession_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x0esessionTimeout\x12%\n" +
+	"\x0erecord_batches\x18\x05 \x01(\bR\rrecordBatches\"L\n" +
 	"\n" +
 	"Assignment\x12\x1e\n" +
 	"\n" +
@@ -1457,7 +1498,7 @@ const file_ferry_v1_consume_proto_rawDesc = "" +
 	"generation\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x02 \x03(\x05R\n" +
-	"partitions\"\xba\x01\n" +
+	"partitions\"\xed\x01\n" +
 	"\x15ConsumeStreamResponse\x12\x1f\n" +
 	"\vconsumer_id\x18\x01 \x01(\tR\n" +
 	"consumerId\x12\x1b\n" +
@@ -1465,15 +1506,18 @@ const file_ferry_v1_consume_proto_rawDesc = "" +
 	"\n" +
 	"assignment\x18\x03 \x01(\v2\x14.ferry.v1.AssignmentR\n" +
 	"assignment\x12-\n" +
-	"\bmessages\x18\x04 \x03(\v2\x11.ferry.v1.MessageR\bmessages\"\\\n" +
+	"\bmessages\x18\x04 \x03(\v2\x11.ferry.v1.MessageR\bmessages\x121\n" +
+	"\abatches\x18\x05 \x03(\v2\x17.ferry.v1.RecordBatchesR\abatches\"\x83\x01\n" +
 	"\x10SubscribeRequest\x12\x18\n" +
 	"\apattern\x18\x01 \x01(\tR\apattern\x12\x16\n" +
 	"\x06credit\x18\x02 \x01(\x05R\x06credit\x12\x16\n" +
-	"\x06buffer\x18\x03 \x01(\x03R\x06buffer\"c\n" +
+	"\x06buffer\x18\x03 \x01(\x03R\x06buffer\x12%\n" +
+	"\x0erecord_batches\x18\x04 \x01(\bR\rrecordBatches\"\x96\x01\n" +
 	"\x11SubscribeResponse\x12\x1f\n" +
 	"\vconsumer_id\x18\x01 \x01(\tR\n" +
 	"consumerId\x12-\n" +
-	"\bmessages\x18\x02 \x03(\v2\x11.ferry.v1.MessageR\bmessages\"G\n" +
+	"\bmessages\x18\x02 \x03(\v2\x11.ferry.v1.MessageR\bmessages\x121\n" +
+	"\abatches\x18\x03 \x03(\v2\x17.ferry.v1.RecordBatchesR\abatches\"G\n" +
 	"\fGrantRequest\x12\x1f\n" +
 	"\vconsumer_id\x18\x01 \x01(\tR\n" +
 	"consumerId\x12\x16\n" +
@@ -1595,6 +1639,7 @@ var file_ferry_v1_consume_proto_goTypes = []any{
 	(*Message)(nil),               // 23: ferry.v1.Message
 	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
 	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
+	(*RecordBatches)(nil),         // 26: ferry.v1.RecordBatches
 }
 var file_ferry_v1_consume_proto_depIdxs = []int32{
 	23, // 0: ferry.v1.Delivery.message:type_name -> ferry.v1.Message
@@ -1603,41 +1648,43 @@ var file_ferry_v1_consume_proto_depIdxs = []int32{
 	25, // 3: ferry.v1.ConsumeStreamRequest.session_timeout:type_name -> google.protobuf.Duration
 	4,  // 4: ferry.v1.ConsumeStreamResponse.assignment:type_name -> ferry.v1.Assignment
 	23, // 5: ferry.v1.ConsumeStreamResponse.messages:type_name -> ferry.v1.Message
-	23, // 6: ferry.v1.SubscribeResponse.messages:type_name -> ferry.v1.Message
-	25, // 7: ferry.v1.NackRequest.delay:type_name -> google.protobuf.Duration
-	25, // 8: ferry.v1.ExtendRequest.by:type_name -> google.protobuf.Duration
-	24, // 9: ferry.v1.ExtendResponse.deadlines:type_name -> google.protobuf.Timestamp
-	22, // 10: ferry.v1.CommitRequest.offsets:type_name -> ferry.v1.CommitRequest.OffsetsEntry
-	25, // 11: ferry.v1.ReceiveRequest.wait:type_name -> google.protobuf.Duration
-	0,  // 12: ferry.v1.ReceiveResponse.deliveries:type_name -> ferry.v1.Delivery
-	24, // 13: ferry.v1.ReadRequest.time:type_name -> google.protobuf.Timestamp
-	25, // 14: ferry.v1.ReadRequest.wait:type_name -> google.protobuf.Duration
-	23, // 15: ferry.v1.ReadResponse.messages:type_name -> ferry.v1.Message
-	1,  // 16: ferry.v1.ConsumeService.ConsumeQueue:input_type -> ferry.v1.ConsumeQueueRequest
-	3,  // 17: ferry.v1.ConsumeService.ConsumeStream:input_type -> ferry.v1.ConsumeStreamRequest
-	6,  // 18: ferry.v1.ConsumeService.Subscribe:input_type -> ferry.v1.SubscribeRequest
-	8,  // 19: ferry.v1.ConsumeService.Grant:input_type -> ferry.v1.GrantRequest
-	10, // 20: ferry.v1.ConsumeService.Ack:input_type -> ferry.v1.AckRequest
-	12, // 21: ferry.v1.ConsumeService.Nack:input_type -> ferry.v1.NackRequest
-	14, // 22: ferry.v1.ConsumeService.Extend:input_type -> ferry.v1.ExtendRequest
-	16, // 23: ferry.v1.ConsumeService.Commit:input_type -> ferry.v1.CommitRequest
-	18, // 24: ferry.v1.ConsumeService.Receive:input_type -> ferry.v1.ReceiveRequest
-	20, // 25: ferry.v1.ReadService.Read:input_type -> ferry.v1.ReadRequest
-	2,  // 26: ferry.v1.ConsumeService.ConsumeQueue:output_type -> ferry.v1.ConsumeQueueResponse
-	5,  // 27: ferry.v1.ConsumeService.ConsumeStream:output_type -> ferry.v1.ConsumeStreamResponse
-	7,  // 28: ferry.v1.ConsumeService.Subscribe:output_type -> ferry.v1.SubscribeResponse
-	9,  // 29: ferry.v1.ConsumeService.Grant:output_type -> ferry.v1.GrantResponse
-	11, // 30: ferry.v1.ConsumeService.Ack:output_type -> ferry.v1.AckResponse
-	13, // 31: ferry.v1.ConsumeService.Nack:output_type -> ferry.v1.NackResponse
-	15, // 32: ferry.v1.ConsumeService.Extend:output_type -> ferry.v1.ExtendResponse
-	17, // 33: ferry.v1.ConsumeService.Commit:output_type -> ferry.v1.CommitResponse
-	19, // 34: ferry.v1.ConsumeService.Receive:output_type -> ferry.v1.ReceiveResponse
-	21, // 35: ferry.v1.ReadService.Read:output_type -> ferry.v1.ReadResponse
-	26, // [26:36] is the sub-list for method output_type
-	16, // [16:26] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	26, // 6: ferry.v1.ConsumeStreamResponse.batches:type_name -> ferry.v1.RecordBatches
+	23, // 7: ferry.v1.SubscribeResponse.messages:type_name -> ferry.v1.Message
+	26, // 8: ferry.v1.SubscribeResponse.batches:type_name -> ferry.v1.RecordBatches
+	25, // 9: ferry.v1.NackRequest.delay:type_name -> google.protobuf.Duration
+	25, // 10: ferry.v1.ExtendRequest.by:type_name -> google.protobuf.Duration
+	24, // 11: ferry.v1.ExtendResponse.deadlines:type_name -> google.protobuf.Timestamp
+	22, // 12: ferry.v1.CommitRequest.offsets:type_name -> ferry.v1.CommitRequest.OffsetsEntry
+	25, // 13: ferry.v1.ReceiveRequest.wait:type_name -> google.protobuf.Duration
+	0,  // 14: ferry.v1.ReceiveResponse.deliveries:type_name -> ferry.v1.Delivery
+	24, // 15: ferry.v1.ReadRequest.time:type_name -> google.protobuf.Timestamp
+	25, // 16: ferry.v1.ReadRequest.wait:type_name -> google.protobuf.Duration
+	23, // 17: ferry.v1.ReadResponse.messages:type_name -> ferry.v1.Message
+	1,  // 18: ferry.v1.ConsumeService.ConsumeQueue:input_type -> ferry.v1.ConsumeQueueRequest
+	3,  // 19: ferry.v1.ConsumeService.ConsumeStream:input_type -> ferry.v1.ConsumeStreamRequest
+	6,  // 20: ferry.v1.ConsumeService.Subscribe:input_type -> ferry.v1.SubscribeRequest
+	8,  // 21: ferry.v1.ConsumeService.Grant:input_type -> ferry.v1.GrantRequest
+	10, // 22: ferry.v1.ConsumeService.Ack:input_type -> ferry.v1.AckRequest
+	12, // 23: ferry.v1.ConsumeService.Nack:input_type -> ferry.v1.NackRequest
+	14, // 24: ferry.v1.ConsumeService.Extend:input_type -> ferry.v1.ExtendRequest
+	16, // 25: ferry.v1.ConsumeService.Commit:input_type -> ferry.v1.CommitRequest
+	18, // 26: ferry.v1.ConsumeService.Receive:input_type -> ferry.v1.ReceiveRequest
+	20, // 27: ferry.v1.ReadService.Read:input_type -> ferry.v1.ReadRequest
+	2,  // 28: ferry.v1.ConsumeService.ConsumeQueue:output_type -> ferry.v1.ConsumeQueueResponse
+	5,  // 29: ferry.v1.ConsumeService.ConsumeStream:output_type -> ferry.v1.ConsumeStreamResponse
+	7,  // 30: ferry.v1.ConsumeService.Subscribe:output_type -> ferry.v1.SubscribeResponse
+	9,  // 31: ferry.v1.ConsumeService.Grant:output_type -> ferry.v1.GrantResponse
+	11, // 32: ferry.v1.ConsumeService.Ack:output_type -> ferry.v1.AckResponse
+	13, // 33: ferry.v1.ConsumeService.Nack:output_type -> ferry.v1.NackResponse
+	15, // 34: ferry.v1.ConsumeService.Extend:output_type -> ferry.v1.ExtendResponse
+	17, // 35: ferry.v1.ConsumeService.Commit:output_type -> ferry.v1.CommitResponse
+	19, // 36: ferry.v1.ConsumeService.Receive:output_type -> ferry.v1.ReceiveResponse
+	21, // 37: ferry.v1.ReadService.Read:output_type -> ferry.v1.ReadResponse
+	28, // [28:38] is the sub-list for method output_type
+	18, // [18:28] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_consume_proto_init() }

@@ -186,6 +186,92 @@ func (x *Message) GetDeliverAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// RecordBatches carries messages of one partition as the broker stores
+// them, for consumers that decode Ferry's storage format themselves (the
+// Go client does) instead of one Message each: data is whole record
+// batches, byte for byte as stored (Kafka's magic-2 record batch, see
+// docs/storage.md). The response delivers the records whose offsets are in
+// [from_offset, until_offset), every one of them (offsets are dense);
+// records of data outside that range are not part of it and must be
+// skipped. Two record headers are reserved: "ferry-id" is the message's
+// id and "ferry-deliver-at" its deliver_at, in milliseconds since the Unix
+// epoch as decimal text. The batches are never compressed.
+type RecordBatches struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	FromOffset    int64                  `protobuf:"varint,3,opt,name=from_offset,json=fromOffset,proto3" json:"from_offset,omitempty"`
+	UntilOffset   int64                  `protobuf:"varint,4,opt,name=until_offset,json=untilOffset,proto3" json:"until_offset,omitempty"`
+	Data          []byte                 `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordBatches) Reset() {
+	*x = RecordBatches{}
+	mi := &file_ferry_v1_message_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordBatches) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordBatches) ProtoMessage() {}
+
+func (x *RecordBatches) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_message_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordBatches.ProtoReflect.Descriptor instead.
+func (*RecordBatches) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_message_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RecordBatches) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *RecordBatches) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *RecordBatches) GetFromOffset() int64 {
+	if x != nil {
+		return x.FromOffset
+	}
+	return 0
+}
+
+func (x *RecordBatches) GetUntilOffset() int64 {
+	if x != nil {
+		return x.UntilOffset
+	}
+	return 0
+}
+
+func (x *RecordBatches) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // PublishMessage is one message to publish.
 type PublishMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -211,7 +297,7 @@ type PublishMessage struct {
 
 func (x *PublishMessage) Reset() {
 	*x = PublishMessage{}
-	mi := &file_ferry_v1_message_proto_msgTypes[2]
+	mi := &file_ferry_v1_message_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -223,7 +309,7 @@ func (x *PublishMessage) String() string {
 func (*PublishMessage) ProtoMessage() {}
 
 func (x *PublishMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_message_proto_msgTypes[2]
+	mi := &file_ferry_v1_message_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -236,7 +322,7 @@ func (x *PublishMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishMessage.ProtoReflect.Descriptor instead.
 func (*PublishMessage) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_message_proto_rawDescGZIP(), []int{2}
+	return file_ferry_v1_message_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PublishMessage) GetKey() []byte {
@@ -302,7 +388,7 @@ type Published struct {
 
 func (x *Published) Reset() {
 	*x = Published{}
-	mi := &file_ferry_v1_message_proto_msgTypes[3]
+	mi := &file_ferry_v1_message_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +400,7 @@ func (x *Published) String() string {
 func (*Published) ProtoMessage() {}
 
 func (x *Published) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_message_proto_msgTypes[3]
+	mi := &file_ferry_v1_message_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +413,7 @@ func (x *Published) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Published.ProtoReflect.Descriptor instead.
 func (*Published) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_message_proto_rawDescGZIP(), []int{3}
+	return file_ferry_v1_message_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Published) GetPartition() int32 {
@@ -369,7 +455,14 @@ const file_ferry_v1_message_proto_rawDesc = "" +
 	"\aheaders\x18\a \x03(\v2\x10.ferry.v1.HeaderR\aheaders\x12\x0e\n" +
 	"\x02id\x18\b \x01(\tR\x02id\x129\n" +
 	"\n" +
-	"deliver_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tdeliverAt\"\xfd\x01\n" +
+	"deliver_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tdeliverAt\"\x9b\x01\n" +
+	"\rRecordBatches\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1f\n" +
+	"\vfrom_offset\x18\x03 \x01(\x03R\n" +
+	"fromOffset\x12!\n" +
+	"\funtil_offset\x18\x04 \x01(\x03R\vuntilOffset\x12\x12\n" +
+	"\x04data\x18\x05 \x01(\fR\x04data\"\xfd\x01\n" +
 	"\x0ePublishMessage\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x12\n" +
@@ -396,21 +489,22 @@ func file_ferry_v1_message_proto_rawDescGZIP() []byte {
 	return file_ferry_v1_message_proto_rawDescData
 }
 
-var file_ferry_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_ferry_v1_message_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_ferry_v1_message_proto_goTypes = []any{
 	(*Header)(nil),                // 0: ferry.v1.Header
 	(*Message)(nil),               // 1: ferry.v1.Message
-	(*PublishMessage)(nil),        // 2: ferry.v1.PublishMessage
-	(*Published)(nil),             // 3: ferry.v1.Published
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*RecordBatches)(nil),         // 2: ferry.v1.RecordBatches
+	(*PublishMessage)(nil),        // 3: ferry.v1.PublishMessage
+	(*Published)(nil),             // 4: ferry.v1.Published
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 }
 var file_ferry_v1_message_proto_depIdxs = []int32{
-	4, // 0: ferry.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
+	5, // 0: ferry.v1.Message.timestamp:type_name -> google.protobuf.Timestamp
 	0, // 1: ferry.v1.Message.headers:type_name -> ferry.v1.Header
-	4, // 2: ferry.v1.Message.deliver_at:type_name -> google.protobuf.Timestamp
+	5, // 2: ferry.v1.Message.deliver_at:type_name -> google.protobuf.Timestamp
 	0, // 3: ferry.v1.PublishMessage.headers:type_name -> ferry.v1.Header
-	4, // 4: ferry.v1.PublishMessage.timestamp:type_name -> google.protobuf.Timestamp
-	4, // 5: ferry.v1.PublishMessage.deliver_at:type_name -> google.protobuf.Timestamp
+	5, // 4: ferry.v1.PublishMessage.timestamp:type_name -> google.protobuf.Timestamp
+	5, // 5: ferry.v1.PublishMessage.deliver_at:type_name -> google.protobuf.Timestamp
 	6, // [6:6] is the sub-list for method output_type
 	6, // [6:6] is the sub-list for method input_type
 	6, // [6:6] is the sub-list for extension type_name
@@ -429,7 +523,7 @@ func file_ferry_v1_message_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_message_proto_rawDesc), len(file_ferry_v1_message_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/ferrymq/ferry/storage/record"
+)
+
+// Batches is what a consumer takes from one partition as it is stored:
+// whole record batches (Data, byte for byte as in the log), of which the
+// records with offsets in [From, Until) are delivered; records of Data
+// outside that range are not. Offsets are dense, so Until-From records are
+// delivered. A front door that sends these on (the native API's
+// record_batches, Kafka's Fetch) spends no time decoding and encoding
+// messages. Data holds only uncompressed batches.
+type Batches struct {
+	Topic     string
+	Partition int
+	From      int64
+	Until     int64
+	Data      []byte
+}
+
+// Count is how many records b delivers.
+func (b *Batches) Count() int { return int(b.Until - b.From) }
+
+// collector takes what a consumer wants from one read of a partition: data
+// holds whole batches, starting with the one that holds from. It appends to
+// out at most limit records at or after from and returns out, how many
+// records it took and the offset after the last one taken.
+type collector[T any] func(out []T, topic string, p int, from int64, data []byte, limit int) ([]T, int, int64, error)
+
+// collectMessages decodes the records into messages.
+func collectMessages(out []Message, topic string, p int, from int64, data []byte, limit int) ([]Message, int, int64, error) {
+	out = slices.Grow(out, min(countRecords(data), limit))
+	n, next := 0, from
+	err := record.Split(data, func(h record.Header, batch []byte) error {
+		return record.Records(batch, record.Limits{}, func(r record.Record) error {
+			if n >= limit {
+				// The read may bring up to 1 MiB; decoding stops at the
+				// limit rather than at the end of it.
+				return errFetchFull
+			}
+			if r.Offset >= from {
+				out = append(out, messageFromRecord(topic, p, r))
+				n++
+				next = r.Offset + 1
+			}
+			return nil
+		})
+	})
+	if err != nil && !errors.Is(err, errFetchFull) {
+		return out, n, next, err
+	}
+	return out, n, next, nil
+}
+
+// errFetchFull stops decoding a read once a take has its fill.
+var errFetchFull = errors.New("fetch full")
+
+// collectBatches keeps the stored batches as they are: it only reads their
+// headers to find where the take ends.
+func collectBatches(out []Batches, topic string, p int, from int64, data []byte, limit int) ([]Batches, int, int64, error) {
+	start, end, until := 0, 0, from
+	err := record.Split(data, func(h record.Header, batch []byte) error {
+		if until-from >= int64(limit) {
+			return errFetchFull
+		}
+		if h.NextOffset() <= from {
+			start += len(batch)
+			end = start
+			return nil
+		}
+		if h.Compression() != record.CompressionNone {
+			// Nothing stores compressed batches yet. When the Kafka front
+			// door does, they are to be decoded into messages here.
+			return fmt.Errorf("batch at offset %d is compressed (%v): batches are served uncompressed only", h.BaseOffset, h.Compression())
+		}
+		until = min(h.NextOffset(), from+int64(limit))
+		end += len(batch)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFetchFull) {
+		return out, 0, from, err
+	}
+	if until == from {
+		return out, 0, from, nil
+	}
+	out = append(out, Batches{Topic: topic, Partition: p, From: from, Until: until, Data: data[start:end:end]})
+	return out, int(until - from), until, nil
+}
+
+// ReceiveBatches is Receive with the messages as stored record batches:
+// up to max records, waiting until there is one or ctx ends.
+func (e *Ephemeral) ReceiveBatches(ctx context.Context, max int) ([]Batches, error) {
+	return waitFor(ctx, func() ([]Batches, <-chan struct{}, error) { return pollEphemeral(e, max, collectBatches) })
+}
+
+// FetchBatches is Fetch with the messages as stored record batches: up to
+// max records, waiting until there is one or ctx ends.
+func (m *StreamMember) FetchBatches(ctx context.Context, max int) ([]Batches, error) {
+	return waitFor(ctx, func() ([]Batches, <-chan struct{}, error) { return fetchStream(m, max, collectBatches) })
+}

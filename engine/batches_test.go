@@ -1,0 +1,154 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/ferrymq/ferry/storage/record"
+)
+
+// decodeBatches turns what ReceiveBatches and FetchBatches return into
+// messages, as a client decoding record_batches does, checking that each
+// delivers exactly its range.
+func decodeBatches(t *testing.T, bs []Batches) []Message {
+	t.Helper()
+	var out []Message
+	for _, b := range bs {
+		next := b.From
+		err := record.Split(b.Data, func(h record.Header, batch []byte) error {
+			return record.Records(batch, record.Limits{}, func(r record.Record) error {
+				if r.Offset >= b.From && r.Offset < b.Until {
+					if r.Offset != next {
+						return fmt.Errorf("offset %d, want %d", r.Offset, next)
+					}
+					out = append(out, messageFromRecord(b.Topic, b.Partition, r))
+					next++
+				}
+				return nil
+			})
+		})
+		if err != nil || next != b.Until {
+			t.Fatalf("batches %s/%d [%d,%d): decoded up to %d: %v", b.Topic, b.Partition, b.From, b.Until, next, err)
+		}
+	}
+	return out
+}
+
+// perPartition groups messages by topic and partition, in the order seen.
+func perPartition(ms []Message) map[string][]Message {
+	out := map[string][]Message{}
+	for _, m := range ms {
+		k := fmt.Sprintf("%s/%d", m.Topic, m.Partition)
+		out[k] = append(out[k], m)
+	}
+	return out
+}
+
+// TestBatchesMatchMessages: taking stored batches delivers, partition by
+// partition, the same messages in the same order as taking messages, for
+// takes of any size, over batches of any size, with ids and headers.
+func TestBatchesMatchMessages(t *testing.T) {
+	for seed := range uint64(6) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			b := openBroker(t, t.TempDir(), Options{DefaultFsync: "never"})
+			createTopic(t, b, "s.a", TopicConfig{Partitions: 3})
+			createTopic(t, b, "s.b", TopicConfig{})
+			for _, sub := range []string{"msgs", "batches"} {
+				if _, err := b.CreateSubscription(bg, "s.a", sub, SubscriptionConfig{Kind: KindStream, StartAt: StartEarliest}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Some messages before the ephemerals start, which must not see them.
+			publish(t, b, "s.a", Message{Value: []byte("early")})
+			em, _ := b.SubscribeEphemeral("s.*", EphemeralOptions{Buffer: 1 << 30})
+			eb, _ := b.SubscribeEphemeral("s.*", EphemeralOptions{Buffer: 1 << 30})
+			defer em.Close()
+			defer eb.Close()
+			total, all := 1, 0 // messages on s.a; on s.* since the ephemerals started
+			for range 40 {
+				n := 1 + rng.IntN(60)
+				msgs := make([]Message, n)
+				for i := range msgs {
+					msgs[i] = Message{Key: fmt.Appendf(nil, "k%d", rng.IntN(9)), Value: fmt.Appendf(nil, "v%d", all+i)}
+					if rng.IntN(4) == 0 {
+						msgs[i].Headers = []Header{{Key: "h", Value: []byte("x")}}
+					}
+					if rng.IntN(5) == 0 {
+						msgs[i].ID = fmt.Sprint("id", all+i)
+					}
+				}
+				topic := "s.a"
+				if rng.IntN(3) == 0 {
+					topic = "s.b"
+				}
+				publish(t, b, topic, msgs...)
+				all += n
+				if topic == "s.a" {
+					total += n
+				}
+			}
+
+			ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+			defer cancel()
+			var want, got []Message
+			for len(want) < all {
+				ms, err := em.Receive(ctx, 1+rng.IntN(100))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, ms...)
+			}
+			for len(got) < all {
+				limit := 1 + rng.IntN(100)
+				bs, err := eb.ReceiveBatches(ctx, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ms := decodeBatches(t, bs)
+				if len(ms) > limit {
+					t.Fatalf("ReceiveBatches(%d) delivered %d", limit, len(ms))
+				}
+				got = append(got, ms...)
+			}
+			if !reflect.DeepEqual(perPartition(got), perPartition(want)) {
+				t.Fatalf("ephemeral: batches and messages differ: %d against %d messages", len(got), len(want))
+			}
+
+			// A stream subscription taken by batches matches one taken by messages.
+			mm, _ := b.JoinStream("s.a", "msgs", 0)
+			mb, _ := b.JoinStream("s.a", "batches", 0)
+			defer mm.Leave()
+			defer mb.Leave()
+			want, got = nil, nil
+			for len(want) < total || len(got) < total {
+				if len(want) < total {
+					ms, err := mm.Fetch(ctx, 1+rng.IntN(100))
+					if err != nil {
+						t.Fatal(err)
+					}
+					want = append(want, ms...)
+				}
+				if len(got) < total {
+					limit := 1 + rng.IntN(100)
+					bs, err := mb.FetchBatches(ctx, limit)
+					if err != nil {
+						t.Fatal(err)
+					}
+					ms := decodeBatches(t, bs)
+					if len(ms) > limit {
+						t.Fatalf("FetchBatches(%d) delivered %d", limit, len(ms))
+					}
+					got = append(got, ms...)
+				}
+			}
+			if !reflect.DeepEqual(perPartition(got), perPartition(want)) || len(got) != total {
+				t.Fatalf("stream: batches and messages differ: %d against %d messages, %d published", len(got), len(want), total)
+			}
+		})
+	}
+}

@@ -1,0 +1,94 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	ferryv1 "github.com/ferrymq/ferry/api/ferry/v1"
+	"github.com/ferrymq/ferry/api/ferry/v1/ferryv1connect"
+	"github.com/ferrymq/ferry/storage/record"
+)
+
+// TestRecordBatchesSpendCredit: a Subscribe stream that asks for
+// record_batches receives stored batches whose ranges count against its
+// credit record by record, as messages would: with credit 7 over 50
+// messages published in one batch it gets 7 records, then after a grant of
+// 10, 10 more, in order, with keys, headers and ids intact.
+func TestRecordBatchesSpendCredit(t *testing.T) {
+	_, base := startServer(t)
+	hc := h2cClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	topics := ferryv1connect.NewTopicServiceClient(hc, base)
+	pub := ferryv1connect.NewPublishServiceClient(hc, base)
+	cons := ferryv1connect.NewConsumeServiceClient(hc, base)
+	if _, err := topics.CreateTopic(ctx, connect.NewRequest(&ferryv1.CreateTopicRequest{Name: "rb"})); err != nil {
+		t.Fatal(err)
+	}
+	st, err := cons.Subscribe(ctx, connect.NewRequest(&ferryv1.SubscribeRequest{Pattern: "rb", Credit: 7, RecordBatches: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if !st.Receive() {
+		t.Fatal(st.Err())
+	}
+	id := st.Msg().ConsumerId
+	var msgs []*ferryv1.PublishMessage
+	for i := range 50 {
+		msgs = append(msgs, &ferryv1.PublishMessage{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "v%d", i),
+			Id: fmt.Sprint("id", i), Headers: []*ferryv1.Header{{Key: "h", Value: []byte("x")}}})
+	}
+	if _, err := pub.Publish(ctx, connect.NewRequest(&ferryv1.PublishRequest{Topic: "rb", Messages: msgs})); err != nil {
+		t.Fatal(err)
+	}
+	next := int64(0)
+	// receive takes responses until want records came, checking each.
+	receive := func(want int64) {
+		t.Helper()
+		for next < want {
+			if !st.Receive() {
+				t.Fatalf("stream ended at %d: %v", next, st.Err())
+			}
+			if len(st.Msg().Messages) > 0 {
+				t.Fatal("messages sent to a consumer that asked for record batches")
+			}
+			for _, rb := range st.Msg().Batches {
+				if rb.FromOffset != next || rb.UntilOffset > want {
+					t.Fatalf("batches [%d,%d), expected from %d and at most to %d", rb.FromOffset, rb.UntilOffset, next, want)
+				}
+				err := record.Split(rb.Data, func(h record.Header, batch []byte) error {
+					return record.Records(batch, record.Limits{}, func(r record.Record) error {
+						if r.Offset < rb.FromOffset || r.Offset >= rb.UntilOffset {
+							return nil
+						}
+						if string(r.Value) != fmt.Sprint("v", r.Offset) || string(r.Key) != fmt.Sprint("k", r.Offset) ||
+							len(r.Headers) != 2 || string(r.Headers[1].Value) != fmt.Sprint("id", r.Offset) {
+							return fmt.Errorf("record %d: %q %q %v", r.Offset, r.Key, r.Value, r.Headers)
+						}
+						next = r.Offset + 1
+						return nil
+					})
+				})
+				if err != nil || next != rb.UntilOffset {
+					t.Fatalf("decoded to %d of [%d,%d): %v", next, rb.FromOffset, rb.UntilOffset, err)
+				}
+			}
+		}
+	}
+	// A response reaching past the credit fails receive.
+	receive(7)
+	if _, err := cons.Grant(ctx, connect.NewRequest(&ferryv1.GrantRequest{ConsumerId: id, Credit: 10})); err != nil {
+		t.Fatal(err)
+	}
+	receive(17)
+	// Exactly 17: a further grant of 1 brings record 17 alone.
+	if _, err := cons.Grant(ctx, connect.NewRequest(&ferryv1.GrantRequest{ConsumerId: id, Credit: 1})); err != nil {
+		t.Fatal(err)
+	}
+	receive(18)
+}
