@@ -66,3 +66,16 @@ func messageFromRecord(topic string, partition int32, r *record.Record) Message 
 	}
 	return m
 }
+
+// countRecords is how many records the batches deliver, or 0 when they
+// announce a range too large to be real.
+func countRecords(bs []*ferryv1.RecordBatches) int {
+	n := int64(0)
+	for _, rb := range bs {
+		n += max(rb.GetUntilOffset()-rb.GetFromOffset(), 0)
+	}
+	if n > 1<<20 {
+		return 0
+	}
+	return int(n)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"connectrpc.com/connect"
 
@@ -34,9 +35,17 @@ type attachment struct {
 	err    error         // why, set before done is closed
 }
 
+// session is one stream's hand-off to the application: each response's
+// items arrive as one slice in items (a channel send per response, not per
+// message), and head holds what is left of the slice being handed out.
+// The credit bounds what all the slices hold together, so items' capacity,
+// the credit, always suffices.
 type session[T any] struct {
 	*attachment
-	items chan T
+	items chan []T
+
+	mu   sync.Mutex
+	head []T
 }
 
 // dialFunc opens a stream for s within ctx, reads its first response
@@ -102,7 +111,7 @@ func (k *core[T]) attach(ctx context.Context) (*session[T], error) {
 	sctx, scancel := context.WithCancel(k.ctx)
 	s := &session[T]{
 		attachment: &attachment{cancel: scancel, done: make(chan struct{})},
-		items:      make(chan T, k.credit),
+		items:      make(chan []T, k.credit),
 	}
 	stop := context.AfterFunc(ctx, scancel)
 	pump, err := k.dial(sctx, s)
@@ -200,7 +209,7 @@ func (k *core[T]) end(err error) {
 // any later stream's. It is called when the current stream has ended,
 // so nothing more arrives in its items.
 func (k *core[T]) keepItemsLocked() {
-	if k.keepOld && k.cur != nil && len(k.cur.items) > 0 {
+	if k.keepOld && k.cur != nil && k.cur.pending() {
 		k.old = append(k.old, k.cur)
 	}
 }
@@ -220,51 +229,90 @@ func (k *core[T]) current() *session[T] {
 	}
 }
 
-// next waits for the next item. What a failed stream received but the
+// next waits for the next item and returns a pointer to it, which stays
+// valid (items are never reused). What a failed stream received but the
 // application did not take is dropped (the broker delivers it again),
 // except with keepOld: then it is all handed out, in the order received,
 // before anything the next stream receives, and before the error that
-// ended the consumer (but not after Close).
-func (k *core[T]) next(ctx context.Context) (T, *session[T], error) {
-	var zero T
+// ended the consumer (but not after Close). It is safe for concurrent use.
+func (k *core[T]) next(ctx context.Context) (*T, *session[T], error) {
 	for {
 		k.mu.Lock()
 		for len(k.old) > 0 {
 			o := k.old[0]
-			select {
-			case it := <-o.items:
+			if it := o.pop(); it != nil {
 				k.mu.Unlock()
 				return it, o, nil
-			default:
-				k.old[0] = nil
-				k.old = k.old[1:]
 			}
+			k.old[0] = nil
+			k.old = k.old[1:]
 		}
 		s, changed, err := k.cur, k.changed, k.err
 		k.mu.Unlock()
 		if s == nil {
-			return zero, nil, err
+			return nil, nil, err
+		}
+		if it := s.pop(); it != nil {
+			return it, s, nil
 		}
 		select {
-		case it := <-s.items:
-			return it, s, nil
+		case items := <-s.items:
+			return s.unshift(items), s, nil
 		case <-s.done:
 			if k.keepOld {
-				select {
-				case it := <-s.items:
+				if it := s.pop(); it != nil {
 					return it, s, nil
-				default:
 				}
 			}
 			select {
 			case <-changed:
 			case <-ctx.Done():
-				return zero, nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			}
 		case <-ctx.Done():
-			return zero, nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
+}
+
+// pop takes the next item without waiting, nil when there is none.
+func (s *session[T]) pop() *T {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.head) == 0 {
+		select {
+		case s.head = <-s.items:
+		default:
+			return nil
+		}
+	}
+	it := &s.head[0]
+	s.head = s.head[1:]
+	return it
+}
+
+// unshift returns the first of items, a slice received while waiting,
+// and keeps the rest to hand out after what head holds.
+func (s *session[T]) unshift(items []T) *T {
+	if len(items) > 1 {
+		s.mu.Lock()
+		if len(s.head) == 0 {
+			s.head = items[1:]
+		} else {
+			// Another caller refilled head meanwhile (queue consumers take
+			// from several goroutines, where order is not promised).
+			s.head = append(s.head, items[1:]...)
+		}
+		s.mu.Unlock()
+	}
+	return &items[0]
+}
+
+// pending says whether items are left to hand out.
+func (s *session[T]) pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.head) > 0 || len(s.items) > 0
 }
 
 // close ends the stream and waits for the consumer's goroutines.
@@ -273,11 +321,14 @@ func (k *core[T]) close() {
 	k.wg.Wait()
 }
 
-// push hands one received item to the application's side, unless the
+// push hands one response's items to the application's side, unless the
 // stream ends first.
-func push[T any](ctx context.Context, s *session[T], it T) error {
+func push[T any](ctx context.Context, s *session[T], items []T) error {
+	if len(items) == 0 {
+		return nil
+	}
 	select {
-	case s.items <- it:
+	case s.items <- items:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -290,9 +341,7 @@ type credit struct {
 	id        string
 	threshold int32
 	kick      chan struct{}
-
-	mu      sync.Mutex
-	pending int32
+	pending   atomic.Int32
 }
 
 func newCredit(c *Client, id string, window int) *credit {
@@ -301,11 +350,7 @@ func newCredit(c *Client, id string, window int) *credit {
 
 // consumed records n messages taken or dropped.
 func (cr *credit) consumed(n int32) {
-	cr.mu.Lock()
-	cr.pending += n
-	due := cr.pending >= cr.threshold
-	cr.mu.Unlock()
-	if due {
+	if cr.pending.Add(n) >= cr.threshold {
 		select {
 		case cr.kick <- struct{}{}:
 		default:
@@ -314,13 +359,7 @@ func (cr *credit) consumed(n int32) {
 }
 
 // take returns everything owed, for an Ack, Nack or Commit to carry.
-func (cr *credit) take() int32 {
-	cr.mu.Lock()
-	defer cr.mu.Unlock()
-	n := cr.pending
-	cr.pending = 0
-	return n
-}
+func (cr *credit) take() int32 { return cr.pending.Swap(0) }
 
 // giveBack returns credit a failed call carried.
 func (cr *credit) giveBack(n int32) {
@@ -337,12 +376,10 @@ func (cr *credit) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		cr.mu.Lock()
-		var n int32
-		if cr.pending >= cr.threshold {
-			n, cr.pending = cr.pending, 0
+		if cr.pending.Load() < cr.threshold {
+			continue
 		}
-		cr.mu.Unlock()
+		n := cr.pending.Swap(0)
 		if n == 0 {
 			continue
 		}

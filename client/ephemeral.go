@@ -73,15 +73,21 @@ func (e *EphemeralConsumer) dial(ctx context.Context, s *session[Message]) (func
 		defer stream.Close()
 		resp := first
 		for {
+			msgs := make([]Message, 0, len(resp.GetMessages())+countRecords(resp.GetBatches()))
 			for _, m := range resp.GetMessages() {
-				if err := push(ctx, s, fromProtoMessage(m)); err != nil {
+				msgs = append(msgs, fromProtoMessage(m))
+			}
+			for _, rb := range resp.GetBatches() {
+				err := fromRecordBatches(rb, func(m Message) error {
+					msgs = append(msgs, m)
+					return nil
+				})
+				if err != nil {
 					return err
 				}
 			}
-			for _, rb := range resp.GetBatches() {
-				if err := fromRecordBatches(rb, func(m Message) error { return push(ctx, s, m) }); err != nil {
-					return err
-				}
+			if err := push(ctx, s, msgs); err != nil {
+				return err
 			}
 			if !stream.Receive() {
 				return stream.Err()
@@ -99,7 +105,7 @@ func (e *EphemeralConsumer) Next(ctx context.Context) (*Message, error) {
 		return nil, err
 	}
 	s.credit.consumed(1)
-	return &m, nil
+	return m, nil
 }
 
 // Messages iterates over the messages as Next returns them. The iteration

@@ -171,7 +171,7 @@ func grantApplied(err error) bool {
 // goroutines may call Next and settle deliveries.
 type QueueConsumer struct {
 	c       *Client
-	core    *core[*Delivery]
+	core    *core[Delivery]
 	topic   string
 	sub     string
 	once    sync.Once
@@ -220,7 +220,7 @@ func (c *Client) consumeQueue(ctx context.Context, topic, sub string, sc subscri
 	return q, nil
 }
 
-func (q *QueueConsumer) dial(ctx context.Context, s *session[*Delivery]) (func() error, error) {
+func (q *QueueConsumer) dial(ctx context.Context, s *session[Delivery]) (func() error, error) {
 	stream, err := q.c.consume.ConsumeQueue(ctx, connect.NewRequest(&ferryv1.ConsumeQueueRequest{
 		Topic: q.topic, Subscription: q.sub, Credit: int32(cap(s.items))}))
 	if err != nil {
@@ -235,10 +235,13 @@ func (q *QueueConsumer) dial(ctx context.Context, s *session[*Delivery]) (func()
 		defer stream.Close()
 		resp := first
 		for {
-			for _, d := range resp.GetDeliveries() {
-				if err := push(ctx, s, q.newDelivery(s.attachment, d)); err != nil {
-					return err
-				}
+			pds := resp.GetDeliveries()
+			ds := make([]Delivery, len(pds))
+			for i, d := range pds {
+				q.fillDelivery(&ds[i], s.attachment, d)
+			}
+			if err := push(ctx, s, ds); err != nil {
+				return err
 			}
 			if !stream.Receive() {
 				return stream.Err()
@@ -270,8 +273,8 @@ func firstResponse[T any, PT interface {
 	return msg, nil
 }
 
-func (q *QueueConsumer) newDelivery(att *attachment, d *ferryv1.Delivery) *Delivery {
-	out := &Delivery{ID: d.GetId(), Count: d.GetCount(), c: q.c, att: att}
+func (q *QueueConsumer) fillDelivery(out *Delivery, att *attachment, d *ferryv1.Delivery) {
+	out.ID, out.Count, out.c, out.att = d.GetId(), d.GetCount(), q.c, att
 	if d.Message != nil {
 		out.Message = fromProtoMessage(d.Message)
 	}
@@ -279,7 +282,6 @@ func (q *QueueConsumer) newDelivery(att *attachment, d *ferryv1.Delivery) *Deliv
 		out.Deadline = d.Deadline.AsTime()
 		out.live = time.Now().Before(out.Deadline)
 	}
-	return out
 }
 
 // Next waits for the next delivery, until ctx ends or the consumer ends

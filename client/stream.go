@@ -136,20 +136,22 @@ func (s *StreamConsumer) dial(ctx context.Context, ss *session[streamItem]) (fun
 			if a := resp.GetAssignment(); a != nil {
 				s.assign(ss.attachment, a)
 			}
+			items := make([]streamItem, 0, len(resp.GetMessages())+countRecords(resp.GetBatches()))
 			for _, m := range resp.GetMessages() {
-				it := streamItem{msg: fromProtoMessage(m), att: ss.attachment, epoch: s.epochOf(m.GetPartition())}
-				if err := push(ctx, ss, it); err != nil {
-					return err
-				}
+				items = append(items, streamItem{msg: fromProtoMessage(m), att: ss.attachment, epoch: s.epochOf(m.GetPartition())})
 			}
 			for _, rb := range resp.GetBatches() {
 				epoch := s.epochOf(rb.GetPartition())
 				err := fromRecordBatches(rb, func(m Message) error {
-					return push(ctx, ss, streamItem{msg: m, att: ss.attachment, epoch: epoch})
+					items = append(items, streamItem{msg: m, att: ss.attachment, epoch: epoch})
+					return nil
 				})
 				if err != nil {
 					return err
 				}
+			}
+			if err := push(ctx, ss, items); err != nil {
+				return err
 			}
 			if !stream.Receive() {
 				return stream.Err()
@@ -237,8 +239,8 @@ func (s *StreamConsumer) nextItem(ctx context.Context) (*streamItem, error) {
 			return nil, err
 		}
 		ss.credit.consumed(1)
-		if s.owns(&it) {
-			return &it, nil
+		if s.owns(it) {
+			return it, nil
 		}
 	}
 }
