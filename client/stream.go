@@ -214,10 +214,16 @@ func (s *StreamConsumer) assign(att *attachment, a *ferryv1.Assignment) {
 	}
 }
 
-// owns reports whether the item still counts: same stream, same ownership.
+// owns reports whether the item still counts: same stream, same
+// ownership.
 func (s *StreamConsumer) owns(it *streamItem) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.ownsLocked(it)
+}
+
+// ownsLocked is owns with s.mu held.
+func (s *StreamConsumer) ownsLocked(it *streamItem) bool {
 	e, ok := s.epoch[it.msg.Partition]
 	return it.att == s.att && ok && e == it.epoch
 }
@@ -226,20 +232,31 @@ func (s *StreamConsumer) owns(it *streamItem) bool {
 func (s *StreamConsumer) mark(it *streamItem) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.epoch[it.msg.Partition]; ok && it.att == s.att && e == it.epoch {
+	s.markLocked(it)
+}
+
+func (s *StreamConsumer) markLocked(it *streamItem) {
+	if s.ownsLocked(it) {
 		s.processed[it.msg.Partition] = it.msg.Offset + 1
 	}
 }
 
-// nextItem returns the next message still owned.
-func (s *StreamConsumer) nextItem(ctx context.Context) (*streamItem, error) {
+// nextItem returns the next message still owned; with setLast it also
+// remembers it as the one Next returned last, under the same lock.
+func (s *StreamConsumer) nextItem(ctx context.Context, setLast bool) (*streamItem, error) {
 	for {
 		it, ss, err := s.core.next(ctx)
 		if err != nil {
 			return nil, err
 		}
 		ss.credit.consumed(1)
-		if s.owns(it) {
+		s.mu.Lock()
+		owned := s.ownsLocked(it)
+		if owned && setLast {
+			s.last = it
+		}
+		s.mu.Unlock()
+		if owned {
 			return it, nil
 		}
 	}
@@ -251,19 +268,15 @@ func (s *StreamConsumer) nextItem(ctx context.Context) (*streamItem, error) {
 // those of a partition the consumer lost are skipped.
 func (s *StreamConsumer) Next(ctx context.Context) (*Message, error) {
 	s.mu.Lock()
-	last := s.last
-	s.last = nil
-	s.mu.Unlock()
-	if last != nil {
-		s.mark(last)
+	if s.last != nil {
+		s.markLocked(s.last)
+		s.last = nil
 	}
-	it, err := s.nextItem(ctx)
+	s.mu.Unlock()
+	it, err := s.nextItem(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.last = it
-	s.mu.Unlock()
 	return &it.msg, nil
 }
 
@@ -274,7 +287,7 @@ func (s *StreamConsumer) Next(ctx context.Context) (*Message, error) {
 func (s *StreamConsumer) Messages(ctx context.Context) iter.Seq2[*Message, error] {
 	return func(yield func(*Message, error) bool) {
 		for {
-			it, err := s.nextItem(ctx)
+			it, err := s.nextItem(ctx, false)
 			if err != nil {
 				yield(nil, err)
 				return
@@ -418,7 +431,8 @@ func (c *Client) SubscribeStream(ctx context.Context, topic, sub string, handler
 		}
 		return err
 	}
-	err = inOrder(ctx, cfg.concurrency, s.nextItem,
+	next := func(ctx context.Context) (*streamItem, error) { return s.nextItem(ctx, false) }
+	err = inOrder(ctx, cfg.concurrency, next,
 		func(it *streamItem) uint64 { return uint64(it.msg.Partition) },
 		func(ctx context.Context, it *streamItem) error {
 			if !s.owns(it) {
