@@ -65,9 +65,48 @@ type run struct {
 	mu         sync.Mutex
 	hists      []*hdrhistogram.Histogram // end to end, one per consumer
 	ackHists   []*hdrhistogram.Histogram // one per producer
-	pool       sync.Pool
+	msgs       sync.Pool                 // of *msg
 	errOnce    sync.Once
 	firstError error
+}
+
+// msg is one message in flight, from Publish to its done. Pooled by
+// pointer, with its done bound once, it costs no allocation per publish.
+type msg struct {
+	r     *run
+	ack   *ackHist
+	buf   []byte
+	id    uint64
+	sched time.Time
+	done  func(error) // m.acked
+}
+
+// ackHist is a producer's acknowledgement latencies. done may be called
+// from any goroutine, several at once, hence the lock.
+type ackHist struct {
+	mu   sync.Mutex
+	hist *hdrhistogram.Histogram
+}
+
+// acked is the message's done: it counts and times the acknowledgement
+// (or the failure) and returns the message to the pool.
+func (m *msg) acked(err error) {
+	now := time.Now()
+	r := m.r
+	if err != nil {
+		r.failed.add(m.id)
+		r.failedN.Add(1)
+	} else {
+		if !m.sched.Before(r.warmEnd) { // as the end-to-end path: no warm-up
+			m.ack.mu.Lock()
+			record(m.ack.hist, now.Sub(m.sched))
+			m.ack.mu.Unlock()
+		}
+		r.ackedN.Add(1)
+		storeMax(&r.lastAck, now.UnixNano())
+	}
+	m.ack = nil
+	r.msgs.Put(m)
 }
 
 // Run runs spec on d and returns the result; a failure, of the run or of
@@ -96,7 +135,11 @@ func Run(ctx context.Context, d driver.Driver, spec workload.Spec, opts Options)
 	defer cancel()
 
 	r := &run{spec: spec, opts: opts}
-	r.pool.New = func() any { return make([]byte, spec.Size) }
+	r.msgs.New = func() any {
+		m := &msg{r: r, buf: make([]byte, spec.Size)}
+		m.done = m.acked
+		return m
+	}
 	subs := spec.Subscriptions
 	if spec.Pattern == workload.Stream {
 		subs = 1
@@ -283,10 +326,9 @@ func (r *run) snap() snapshot {
 func (r *run) produce(ctx context.Context, i int, p driver.Producer) error {
 	spec := r.spec
 	n := uint64(spec.Producers)
-	hist := newHist()
-	var histMu sync.Mutex
+	ack := &ackHist{hist: newHist()}
 	r.mu.Lock()
-	r.ackHists = append(r.ackHists, hist)
+	r.ackHists = append(r.ackHists, ack.hist)
 	r.mu.Unlock()
 
 	// Sized by a message count: the warm-up's messages come on top.
@@ -333,28 +375,14 @@ func (r *run) produce(ctx context.Context, i int, p driver.Producer) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		buf := r.pool.Get().([]byte)
-		putHeader(buf, id, sched)
+		m := r.msgs.Get().(*msg)
+		m.ack, m.id, m.sched = ack, id, sched
+		putHeader(m.buf, id, sched)
 		r.sent.add(id)
 		r.sentN.Add(1)
 		partition := int((k + uint64(i)) % uint64(spec.Partitions))
-		err := p.Publish(ctx, partition, buf, func(err error) {
-			now := time.Now()
-			if err != nil {
-				r.failed.add(id)
-				r.failedN.Add(1)
-			} else {
-				if !sched.Before(r.warmEnd) { // as the end-to-end path: no warm-up
-					histMu.Lock()
-					record(hist, now.Sub(sched))
-					histMu.Unlock()
-				}
-				r.ackedN.Add(1)
-				storeMax(&r.lastAck, now.UnixNano())
-			}
-			r.pool.Put(buf)
-		})
-		if err != nil {
+		// m is the driver's until its done: not touched after Publish.
+		if err := p.Publish(ctx, partition, m.buf, m.done); err != nil {
 			r.failed.add(id)
 			r.failedN.Add(1)
 			return fmt.Errorf("publish: %w", err)
@@ -368,10 +396,12 @@ func (r *run) produce(ctx context.Context, i int, p driver.Producer) error {
 	return nil
 }
 
-// handler counts and times what subscription sub receives.
+// handler counts and times what one consumer of subscription sub
+// receives. The driver calls it from one goroutine at a time, and not
+// after the consumer's Close, which returns before check reads hist: hist
+// needs no lock.
 func (r *run) handler(sub int) driver.Handler {
 	hist := newHist()
-	var mu sync.Mutex
 	r.mu.Lock()
 	r.hists = append(r.hists, hist)
 	r.mu.Unlock()
@@ -390,9 +420,7 @@ func (r *run) handler(sub int) driver.Handler {
 			return // a redelivery: counted, not timed
 		}
 		if sched >= warmEnd.UnixNano() {
-			mu.Lock()
 			record(hist, now.Sub(time.Unix(0, sched)))
-			mu.Unlock()
 		}
 	}
 }
