@@ -2,6 +2,9 @@ package report
 
 import (
 	"fmt"
+	"slices"
+
+	"github.com/ferrymq/ferry/bench/workload"
 )
 
 // TargetSize is the message size the ratios and targets are read at.
@@ -124,6 +127,10 @@ func BestPeer(rows []*Row, workload string, size int, m Measure) (*Row, float64)
 
 func evaluate(rows []*Row, t Target) Outcome {
 	o := Outcome{Target: t, Result: "not run"}
+	if !slices.ContainsFunc(rows, func(rw *Row) bool { return rw.Workload == t.Workload && rw.Size == TargetSize }) {
+		o.Why = fmt.Sprintf("%s at %s not in this run", t.Workload, workload.SizeName(TargetSize))
+		return o
+	}
 	ferry := find(rows, t.Workload, TargetSize, "ferry")
 	if o.Why = notRun(ferry, "ferry", t.Measure); o.Why != "" {
 		return o
