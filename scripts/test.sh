@@ -82,9 +82,11 @@ run go test -race -count=1 -timeout 15m "${flags[@]}" "${pkgs[@]}" "${binary_arg
 
 # bench/ is its own module (it pulls in peer drivers), so ./... skips it.
 # Its tests run each driver against the real brokers, started on 127.0.0.1
-# by bench/peers: Debian's nats-server and redis-server.
+# by bench/peers: Debian's nats-server, redis-server and rabbitmq-server (on
+# ports and an epmd of their own, so a system RabbitMQ the package may have
+# started on 5672 is no matter).
 if $all && [[ -f bench/go.mod ]]; then
-	need_deb nats-server redis-server
+	need_deb nats-server redis-server rabbitmq-server
 	cd bench
 	run go mod download
 	run go test -race -count=1 -timeout 15m "${flags[@]}" ./... "${binary_args[@]}"

@@ -1,8 +1,9 @@
 // Package peers starts the brokers the benchmark compares, each as a child
 // process on 127.0.0.1 with a free port and its data in a temporary folder:
-// nats-server (JetStream on), redis-server (AOF, fsync every second) and
-// `ferry serve`. It waits until each answers, and Stop kills the whole
-// process group and removes the folder.
+// nats-server (JetStream on), redis-server (AOF, fsync every second),
+// rabbitmq-server (with an epmd of its own) and `ferry serve`. It waits
+// until each answers, and Stop kills the whole process group and removes
+// the folder.
 package peers
 
 import (
@@ -23,7 +24,8 @@ import (
 
 // Process is a running broker.
 type Process struct {
-	// Name is the program's name: "nats-server", "redis-server", "ferry".
+	// Name is the program's name: "nats-server", "redis-server",
+	// "rabbitmq-server", "ferry".
 	Name string
 	// Addr is where it listens: 127.0.0.1:PORT.
 	Addr string
@@ -36,6 +38,9 @@ type Process struct {
 	waitErr error
 	log     *tail
 	stop    sync.Once
+	// helper is a process the broker needs beside it, stopped after it:
+	// RabbitMQ's epmd. Nil for the others.
+	helper *Process
 }
 
 // Options are what every Start* function takes.
@@ -64,8 +69,11 @@ func Find(program string) (string, error) {
 }
 
 func debianPackage(program string) string {
-	if program == "ferry" {
+	switch program {
+	case "ferry":
 		return "nothing: build it with go build ./cmd/ferry"
+	case "epmd":
+		return "erlang-base"
 	}
 	return program
 }
@@ -156,12 +164,14 @@ func (p *Process) PID() int { return p.cmd.Process.Pid }
 func (p *Process) Output() string { return p.log.String() }
 
 // Stop terminates the broker's process group (SIGTERM, then SIGKILL after
-// 10 seconds), waits for it, and removes its data folder if Start made
-// it. Stop is idempotent.
+// 10 seconds), waits for it and for the processes it started in groups of
+// their own (Erlang's port programs), then stops its helper (RabbitMQ's
+// epmd), and removes its data folder if Start made it. Stop is idempotent.
 func (p *Process) Stop() error {
 	var err error
 	p.stop.Do(func() {
 		pgid := p.cmd.Process.Pid
+		desc := descendants(pgid)
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
 		select {
 		case <-p.exited:
@@ -171,22 +181,106 @@ func (p *Process) Stop() error {
 		}
 		// Children it forked may outlive it; the group goes with it.
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		reap(desc, 5*time.Second)
+		if p.helper != nil {
+			err = p.helper.Stop()
+		}
 		if p.ownDir {
-			err = os.RemoveAll(p.Dir)
+			err = errors.Join(err, os.RemoveAll(p.Dir))
 		}
 	})
 	return err
 }
 
 func (p *Process) kill() {
+	desc := descendants(p.cmd.Process.Pid)
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.exited
+	reap(desc, 5*time.Second)
+	if p.helper != nil {
+		p.helper.kill()
+	}
 }
 
 // CPU is the CPU time (user and system) the broker process has used so
 // far, from /proc (Linux); its threads are included, forked children not.
 func (p *Process) CPU() (time.Duration, error) {
 	return processCPU(p.PID())
+}
+
+// proc is a process as /proc shows it: its id, and its start time, which
+// tells it from a later process given the same id.
+type proc struct {
+	pid   int
+	start string
+}
+
+// procStat reads a process's parent, state and start time from
+// /proc/PID/stat.
+func procStat(pid int) (ppid int, state byte, start string, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, "", false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, "", false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 || len(f[0]) != 1 {
+		return 0, 0, "", false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return ppid, f[0][0], f[19], err == nil
+}
+
+// descendants lists every process below pid, from /proc (Linux; none
+// elsewhere). Erlang starts its port programs (erl_child_setup and what
+// it runs) in sessions of their own, out of the broker's group.
+func descendants(pid int) []proc {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]proc{}
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, _, start, ok := procStat(child); ok {
+			children[ppid] = append(children[ppid], proc{child, start})
+		}
+	}
+	var out []proc
+	for queue := []int{pid}; len(queue) > 0; queue = queue[1:] {
+		for _, c := range children[queue[0]] {
+			out = append(out, c)
+			queue = append(queue, c.pid)
+		}
+	}
+	return out
+}
+
+// gone says whether the process exited (or is a zombie, which is done).
+func (pr proc) gone() bool {
+	_, state, start, ok := procStat(pr.pid)
+	return !ok || start != pr.start || state == 'Z'
+}
+
+// reap waits up to bound for procs to exit (a port program exits once the
+// VM that ran it is gone), then kills the ones left.
+func reap(procs []proc, bound time.Duration) {
+	deadline := time.Now().Add(bound)
+	for _, pr := range procs {
+		for !pr.gone() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !pr.gone() {
+			_ = syscall.Kill(pr.pid, syscall.SIGKILL)
+		}
+	}
 }
 
 // clockTick is the unit of /proc's CPU times: USER_HZ, 100 on Linux.

@@ -25,12 +25,15 @@ func TestStartStop(t *testing.T) {
 	}{
 		{"nats-server", StartNATS},
 		{"redis-server", StartRedis},
+		{"rabbitmq-server", StartRabbitMQ},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t0 := time.Now()
 			p, err := tc.start(ctx, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
+			started := time.Since(t0)
 			t.Cleanup(func() { p.Stop() })
 			if !strings.HasPrefix(p.Addr, "127.0.0.1:") {
 				t.Errorf("Addr %q, want loopback", p.Addr)
@@ -39,11 +42,24 @@ func TestStartStop(t *testing.T) {
 				t.Errorf("CPU: %v", err)
 			}
 			pid, dir := p.PID(), p.Dir
+			// Every process it started, in its group or not (Erlang's
+			// port programs, RabbitMQ's epmd), goes with it.
+			others := descendants(pid)
+			if p.helper != nil {
+				others = append(others, append(descendants(p.helper.PID()), self(t, p.helper.PID()))...)
+			}
+			t0 = time.Now()
 			if err := p.Stop(); err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("started in %v, stopped in %v", started.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 				t.Errorf("process %d still there after Stop (kill 0: %v)", pid, err)
+			}
+			for _, o := range others {
+				if !o.gone() {
+					t.Errorf("process %d (started by %s) still there after Stop", o.pid, tc.name)
+				}
 			}
 			if _, err := os.Stat(dir); !os.IsNotExist(err) {
 				t.Errorf("data folder %s still there after Stop", dir)
@@ -53,6 +69,16 @@ func TestStartStop(t *testing.T) {
 			}
 		})
 	}
+}
+
+// self is process pid as descendants lists them.
+func self(t *testing.T, pid int) proc {
+	t.Helper()
+	_, _, start, ok := procStat(pid)
+	if !ok {
+		t.Fatalf("no /proc entry for %d", pid)
+	}
+	return proc{pid, start}
 }
 
 func TestProcessCPU(t *testing.T) {
