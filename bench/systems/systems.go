@@ -2,12 +2,19 @@
 // each: a fresh broker on 127.0.0.1 with its data in a temporary folder,
 // and the driver connected to it.
 //
-//	ferry        Ferry at its default: fsync before ack
-//	ferry-1s     Ferry with fsync every second (as Redis appendfsync everysec)
-//	ferry-2m     Ferry with fsync every 2 minutes (as JetStream's default)
-//	ferry-never  Ferry with no fsync (as NATS core and Redis Pub/Sub, which store nothing)
-//	nats         nats-server: core NATS for pub/sub, JetStream for queue and stream
-//	redis        redis-server: Pub/Sub, and Streams for queue and stream
+//	ferry             Ferry at its default: fsync before ack
+//	ferry-1s          Ferry with fsync every second (as Redis appendfsync everysec)
+//	ferry-2m          Ferry with fsync every 2 minutes (as JetStream's default)
+//	ferry-never       Ferry with no fsync (as NATS core and Redis Pub/Sub, which store nothing)
+//	nats              nats-server: core NATS for pub/sub, JetStream for queue and stream
+//	redis             redis-server: Pub/Sub, and Streams for queue and stream
+//	rabbitmq-quorum   rabbitmq-server: quorum queues for queue and latency, a
+//	                  fanout exchange to transient queues for pub/sub, stream
+//	                  queues for stream
+//	rabbitmq-classic  rabbitmq-server: durable classic queues (persistent
+//	                  messages) for queue and latency; pub/sub and stream as
+//	                  rabbitmq-quorum (a classic queue cannot replay: streams
+//	                  are RabbitMQ's log whichever queues one uses)
 package systems
 
 import (
@@ -16,11 +23,13 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ferrymq/ferry/bench/driver"
 	"github.com/ferrymq/ferry/bench/drivers/ferrydriver"
 	"github.com/ferrymq/ferry/bench/drivers/natsdriver"
+	"github.com/ferrymq/ferry/bench/drivers/rabbitdriver"
 	"github.com/ferrymq/ferry/bench/drivers/redisdriver"
 	"github.com/ferrymq/ferry/bench/peers"
 	"github.com/ferrymq/ferry/server"
@@ -36,7 +45,7 @@ var ferryFsync = map[string]string{
 
 // Names lists every system, in table order.
 func Names() []string {
-	return []string{"ferry", "ferry-1s", "ferry-2m", "ferry-never", "nats", "redis"}
+	return []string{"ferry", "ferry-1s", "ferry-2m", "ferry-never", "nats", "redis", "rabbitmq-quorum", "rabbitmq-classic"}
 }
 
 // Known says whether name is a system.
@@ -117,6 +126,14 @@ func Start(ctx context.Context, name string, env Env) (*Instance, error) {
 		}
 		in.stop = append(in.stop, proc.Stop)
 		in.Driver, err = redisdriver.New(redisdriver.Config{Addr: proc.Addr})
+	case name == "rabbitmq-quorum" || name == "rabbitmq-classic":
+		if proc, err = peers.StartRabbitMQ(ctx, peers.Options{}); err != nil {
+			return fail(err)
+		}
+		in.stop = append(in.stop, proc.Stop)
+		in.Driver, err = rabbitdriver.New(rabbitdriver.Config{
+			URL: "amqp://guest:guest@" + proc.Addr + "/", Name: name, QueueType: strings.TrimPrefix(name, "rabbitmq-"),
+		})
 	default:
 		return nil, fmt.Errorf("unknown system %q (known: %v)", name, Names())
 	}

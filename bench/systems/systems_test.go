@@ -33,7 +33,7 @@ func TestDrivers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"ferry", "nats", "redis"} {
+	for _, name := range []string{"ferry", "nats", "redis", "rabbitmq-quorum", "rabbitmq-classic"} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			in, err := Start(ctx, name, Env{})
