@@ -6,12 +6,14 @@
 //     HTTP/2 connection) per producer; the client batches in the
 //     background (linger 5 ms by default; 1 ms at a fixed rate, where
 //     latency counts) and keeps up to 10,000 messages unacknowledged.
-//     Linger 0 is not used: it sends every message as a request of its
-//     own (the client has no "send what queued while the last batch was
-//     out" mode), and at fsync=always it fell behind at 10,000 msgs/s
-//     with 1 KiB messages (a smoke run, 2 s: 9,601 msgs/s, p50 121 ms),
-//     where 1 ms kept the rate (results/smoke-20261127T170122Z.md:
-//     p50 6.8 ms);
+//     Linger 0 (a message sent at once when no batch of its partition
+//     awaits its ack, else with what comes in until the ack) was run
+//     against 1 ms on latency-10k, interleaved, 4 runs each
+//     (ferrybench -workloads latency-10k -systems ferry -runs 1):
+//     medians at 128 B p50 1.60 against 1.93 ms but p99 9.1 against
+//     6.3 ms and broker CPU 83 against 74 µs/msg; at 1 KiB p50 2.04
+//     against 2.37 ms, p99 13.2 against 13.3 ms. Not better on every
+//     count, so 1 ms stays;
 //   - queue: a queue subscription on a topic with work retention (a
 //     message is deleted once acknowledged), consumed with SubscribeQueue,
 //     which acknowledges in batches (one Ack call in flight carrying what
