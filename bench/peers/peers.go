@@ -351,3 +351,38 @@ func dialLine(ctx context.Context, addr, send string) (string, error) {
 	}
 	return bufio.NewReader(conn).ReadString('\n')
 }
+
+// Install installs, from Debian, the packages of the programs that Find
+// cannot find, so that one command runs the comparison on a fresh
+// machine. It needs apt-get and root; without them it returns Find's
+// error, which says what to install.
+func Install(programs ...string) error {
+	var missing []string
+	var findErr error
+	for _, p := range programs {
+		if _, err := Find(p); err != nil {
+			missing = append(missing, debianPackage(p))
+			findErr = errors.Join(findErr, err)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil || os.Geteuid() != 0 {
+		return findErr
+	}
+	apt := func(args ...string) error {
+		cmd := exec.Command("apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("apt-get %s: %w", strings.Join(args, " "), err)
+		}
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "installing %s from Debian\n", strings.Join(missing, " "))
+	if err := apt("update", "-qq"); err != nil {
+		return err
+	}
+	return apt(append([]string{"install", "-y", "-qq", "--no-install-recommends"}, missing...)...)
+}

@@ -146,3 +146,16 @@ func Start(ctx context.Context, name string, env Env) (*Instance, error) {
 	}
 	return in, nil
 }
+
+// Programs names the broker programs system name runs (for peers.Install).
+func Programs(name string) []string {
+	switch {
+	case name == "nats":
+		return []string{"nats-server"}
+	case name == "redis":
+		return []string{"redis-server"}
+	case strings.HasPrefix(name, "rabbitmq"):
+		return []string{"rabbitmq-server"}
+	}
+	return nil
+}

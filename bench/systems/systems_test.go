@@ -134,3 +134,23 @@ func TestFerryChild(t *testing.T) {
 		t.Fatal("no queue-durable workload in ../workloads")
 	}
 }
+
+// TestProgramsInstalled: every peer system names the programs it runs, and
+// with them installed (scripts/test.sh installs them) Install has nothing
+// to do. A wrong name would send Install to apt-get, and fail here.
+func TestProgramsInstalled(t *testing.T) {
+	for _, name := range Names() {
+		progs := Programs(name)
+		if strings.HasPrefix(name, "ferry") != (len(progs) == 0) {
+			t.Errorf("%s: programs %v", name, progs)
+		}
+		for _, p := range progs {
+			if _, err := peers.Find(p); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		if err := peers.Install(progs...); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -41,6 +41,7 @@ type options struct {
 	inProcess                 bool
 	cpuProfile                string
 	report                    string
+	install                   bool
 }
 
 func main() {
@@ -58,6 +59,7 @@ func main() {
 	flag.StringVar(&o.ferryBin, "ferry-bin", "", "ferry binary to run as `ferry serve` (default: built from the enclosing Ferry module)")
 	flag.BoolVar(&o.inProcess, "ferry-in-process", false, "run Ferry inside this process instead of as a child (no broker CPU figure)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile (the clients' side) to this file")
+	flag.BoolVar(&o.install, "install", true, "install missing peers (nats-server, redis-server, rabbitmq-server) from Debian with apt-get (as root)")
 	flag.StringVar(&o.report, "report", "", "run nothing: write the Markdown and the charts again from this JSON results file, next to it")
 	flag.Parse()
 
@@ -103,6 +105,15 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.runs < 1 {
 		return errors.New("-runs must be at least 1")
+	}
+	if o.install {
+		var programs []string
+		for _, n := range names {
+			programs = append(programs, systems.Programs(n)...)
+		}
+		if err := peers.Install(programs...); err != nil {
+			return err
+		}
 	}
 	env, cleanup, err := ferryEnv(ctx, o, names)
 	if err != nil {
