@@ -40,7 +40,7 @@ type ReadResult struct {
 // yet) stored; NotFound for an unknown topic or partition.
 func (c *Client) Read(ctx context.Context, topic string, partition int32, from Position, opts ReadOptions) (*ReadResult, error) {
 	req := &ferryv1.ReadRequest{Topic: topic, Partition: partition,
-		MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes, Wait: durationOrNil(opts.Wait)}
+		MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes, Wait: durationOrNil(opts.Wait), RecordBatches: true}
 	switch from.kind {
 	case posEarliest:
 		req.Start = &ferryv1.ReadRequest_Earliest{Earliest: true}
@@ -55,14 +55,24 @@ func (c *Client) Read(ctx context.Context, topic string, partition int32, from P
 	if err != nil {
 		return nil, err
 	}
+	rb := resp.GetBatches()
 	out := &ReadResult{
-		Messages:      make([]Message, len(resp.Messages)),
+		Messages:      make([]Message, 0, len(resp.Messages)+countRecords([]*ferryv1.RecordBatches{rb})),
 		NextOffset:    resp.NextOffset,
 		HighWatermark: resp.HighWatermark,
 		StartOffset:   resp.StartOffset,
 	}
-	for i, m := range resp.Messages {
-		out.Messages[i] = fromProtoMessage(m)
+	for _, m := range resp.Messages {
+		out.Messages = append(out.Messages, fromProtoMessage(m))
+	}
+	if rb != nil {
+		err := fromRecordBatches(rb, func(m Message) error {
+			out.Messages = append(out.Messages, m)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -152,3 +152,44 @@ func TestBatchesMatchMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestReadAsBatchesMatchesRead: a read that returns stored batches
+// delivers the same messages, and the same next offset, as one that
+// decodes them, from any offset and with any message bound.
+func TestReadAsBatchesMatchesRead(t *testing.T) {
+	b := openBroker(t, t.TempDir(), Options{DefaultFsync: "never"})
+	createTopic(t, b, "r", TopicConfig{})
+	total := 0
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 30 {
+		n := 1 + rng.IntN(50)
+		msgs := make([]Message, n)
+		for i := range msgs {
+			msgs[i] = Message{Value: fmt.Appendf(nil, "v%d", total+i), ID: fmt.Sprint("id", total+i)}
+		}
+		publish(t, b, "r", msgs...)
+		total += n
+	}
+	for range 200 {
+		off := int64(rng.IntN(total + 1))
+		opts := ReadOptions{MaxMessages: rng.IntN(120), MaxBytes: 1 + rng.IntN(4096)}
+		want, err := b.Read(bg, "r", 0, off, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.AsBatches = true
+		got, err := b.Read(bg, "r", 0, off, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ms []Message
+		if got.Batches.Count() > 0 {
+			ms = decodeBatches(t, []Batches{got.Batches})
+		}
+		if len(got.Messages) != 0 || !reflect.DeepEqual(ms, want.Messages) && (len(ms) > 0 || len(want.Messages) > 0) ||
+			got.NextOffset != want.NextOffset || got.HighWatermark != want.HighWatermark {
+			t.Fatalf("read at %d %+v: batches gave %d messages, next %d; messages %d, next %d",
+				off, opts, len(ms), got.NextOffset, len(want.Messages), want.NextOffset)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/ferrymq/ferry/storage/log"
@@ -24,11 +25,18 @@ type ReadOptions struct {
 	// use (a previous result's Messages, once done with): a replay loop then
 	// allocates no result slice per call, which spares the garbage collector.
 	Reuse []Message
+	// AsBatches returns the messages as stored (ReadResult.Batches) instead
+	// of decoded (Messages): for a front door that sends them on as they
+	// are.
+	AsBatches bool
 }
 
 // ReadResult is what Read returns.
 type ReadResult struct {
 	Messages []Message
+	// Batches holds the messages as stored, with ReadOptions.AsBatches
+	// (its Data is empty when there are none).
+	Batches Batches
 	// NextOffset is the offset to read next.
 	NextOffset int64
 	// HighWatermark is the partition's end: the offset the next message
@@ -90,6 +98,20 @@ func (b *Broker) read(ctx context.Context, topicName string, partition int, offs
 			return out, errLogClosed
 		}
 		return out, err
+	}
+	if opts.AsBatches {
+		limit := opts.MaxMessages
+		if limit <= 0 {
+			limit = math.MaxInt32 // more than a read holds; from+limit cannot overflow
+		}
+		bs, _, next, err := collectBatches(nil, topicName, partition, offset, res.Data, limit)
+		if err != nil {
+			return out, fmt.Errorf("read %s/%d at %d: %w", topicName, partition, offset, err)
+		}
+		if len(bs) > 0 {
+			out.Batches, out.NextOffset = bs[0], next
+		}
+		return out, nil
 	}
 	// Size the result once: messages are large values, and growing the slice
 	// copies them.

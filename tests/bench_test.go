@@ -224,6 +224,31 @@ func BenchmarkNetStreamReplay(b *testing.B) {
 	b.ReportMetric(float64(total.Load())/b.Elapsed().Seconds(), "msgs/s")
 }
 
+// BenchmarkNetRead: one reader replays a topic of one partition from the
+// start with Client.Replay (successive Reads of up to 1 MiB), without a
+// subscription. One op is one message.
+func BenchmarkNetRead(b *testing.B) {
+	c, connect := benchClient(b, "never")
+	ctx := context.Background()
+	if _, err := c.CreateTopic(ctx, "r", client.TopicConfig{}); err != nil {
+		b.Fatal(err)
+	}
+	publishAsync(b, c, "r", b.N)
+	reader := connect()
+	b.ResetTimer()
+	n := 0
+	for _, err := range reader.Replay(ctx, "r", 0, client.Earliest(), client.ReadOptions{}) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	if n != b.N {
+		b.Fatalf("replayed %d of %d", n, b.N)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+}
+
 // BenchmarkNetQueueLatency publishes 128-byte messages at a fixed 10,000
 // messages/s (fsync=always) with PublishAsync (no linger) to a queue
 // subscription, consumed by SubscribeQueue (which acknowledges in batches)

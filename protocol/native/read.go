@@ -60,6 +60,7 @@ func (h readers) Read(ctx context.Context, req *connect.Request[ferryv1.ReadRequ
 		MaxBytes:    min(maxBytes, s.opts.MaxReadBytes),
 		MaxMessages: int(m.MaxMessages),
 		Wait:        s.waitBound(fromDur(m.Wait)),
+		AsBatches:   m.RecordBatches,
 	})
 	if err != nil {
 		if s.draining() {
@@ -67,10 +68,14 @@ func (h readers) Read(ctx context.Context, req *connect.Request[ferryv1.ReadRequ
 		}
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&ferryv1.ReadResponse{
+	resp := &ferryv1.ReadResponse{
 		Messages:      messagesToProto(res.Messages),
 		NextOffset:    res.NextOffset,
 		HighWatermark: res.HighWatermark,
 		StartOffset:   res.StartOffset,
-	}), nil
+	}
+	if res.Batches.Count() > 0 {
+		resp.Batches = batchesToProto([]engine.Batches{res.Batches})[0]
+	}
+	return connect.NewResponse(resp), nil
 }

@@ -1250,7 +1250,11 @@ type ReadRequest struct {
 	// returned when there is one); 1 MiB when 0, at most the server's limit.
 	MaxBytes int32 `protobuf:"varint,8,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	// wait is how long to wait when there is no message yet.
-	Wait          *durationpb.Duration `protobuf:"bytes,9,opt,name=wait,proto3" json:"wait,omitempty"`
+	Wait *durationpb.Duration `protobuf:"bytes,9,opt,name=wait,proto3" json:"wait,omitempty"`
+	// record_batches asks for the messages as stored record batches
+	// (batches) rather than as Message (messages); a server without it sends
+	// messages.
+	RecordBatches bool `protobuf:"varint,10,opt,name=record_batches,json=recordBatches,proto3" json:"record_batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1363,6 +1367,13 @@ func (x *ReadRequest) GetWait() *durationpb.Duration {
 	return nil
 }
 
+func (x *ReadRequest) GetRecordBatches() bool {
+	if x != nil {
+		return x.RecordBatches
+	}
+	return false
+}
+
 type isReadRequest_Start interface {
 	isReadRequest_Start()
 }
@@ -1402,7 +1413,10 @@ type ReadResponse struct {
 	// high_watermark is the offset the next message published will get.
 	HighWatermark int64 `protobuf:"varint,3,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
 	// start_offset is the first offset still stored.
-	StartOffset   int64 `protobuf:"varint,4,opt,name=start_offset,json=startOffset,proto3" json:"start_offset,omitempty"`
+	StartOffset int64 `protobuf:"varint,4,opt,name=start_offset,json=startOffset,proto3" json:"start_offset,omitempty"`
+	// batches, when the request asked for record_batches and there are
+	// messages: what messages would hold, as stored.
+	Batches       *RecordBatches `protobuf:"bytes,5,opt,name=batches,proto3" json:"batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1463,6 +1477,13 @@ func (x *ReadResponse) GetStartOffset() int64 {
 		return x.StartOffset
 	}
 	return 0
+}
+
+func (x *ReadResponse) GetBatches() *RecordBatches {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
 }
 
 var File_ferry_v1_consume_proto protoreflect.FileDescriptor
@@ -1568,7 +1589,7 @@ const file_ferry_v1_consume_proto_rawDesc = "" +
 	"\x0fReceiveResponse\x122\n" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x12.ferry.v1.DeliveryR\n" +
-	"deliveries\"\xbd\x02\n" +
+	"deliveries\"\xe4\x02\n" +
 	"\vReadRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x18\n" +
@@ -1578,14 +1599,17 @@ const file_ferry_v1_consume_proto_rawDesc = "" +
 	"\x06latest\x18\x06 \x01(\bH\x00R\x06latest\x12!\n" +
 	"\fmax_messages\x18\a \x01(\x05R\vmaxMessages\x12\x1b\n" +
 	"\tmax_bytes\x18\b \x01(\x05R\bmaxBytes\x12-\n" +
-	"\x04wait\x18\t \x01(\v2\x19.google.protobuf.DurationR\x04waitB\a\n" +
-	"\x05start\"\xa8\x01\n" +
+	"\x04wait\x18\t \x01(\v2\x19.google.protobuf.DurationR\x04wait\x12%\n" +
+	"\x0erecord_batches\x18\n" +
+	" \x01(\bR\rrecordBatchesB\a\n" +
+	"\x05start\"\xdb\x01\n" +
 	"\fReadResponse\x12-\n" +
 	"\bmessages\x18\x01 \x03(\v2\x11.ferry.v1.MessageR\bmessages\x12\x1f\n" +
 	"\vnext_offset\x18\x02 \x01(\x03R\n" +
 	"nextOffset\x12%\n" +
 	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark\x12!\n" +
-	"\fstart_offset\x18\x04 \x01(\x03R\vstartOffset2\xee\x04\n" +
+	"\fstart_offset\x18\x04 \x01(\x03R\vstartOffset\x121\n" +
+	"\abatches\x18\x05 \x01(\v2\x17.ferry.v1.RecordBatchesR\abatches2\xee\x04\n" +
 	"\x0eConsumeService\x12Q\n" +
 	"\fConsumeQueue\x12\x1d.ferry.v1.ConsumeQueueRequest\x1a\x1e.ferry.v1.ConsumeQueueResponse\"\x000\x01\x12T\n" +
 	"\rConsumeStream\x12\x1e.ferry.v1.ConsumeStreamRequest\x1a\x1f.ferry.v1.ConsumeStreamResponse\"\x000\x01\x12H\n" +
@@ -1660,31 +1684,32 @@ var file_ferry_v1_consume_proto_depIdxs = []int32{
 	24, // 15: ferry.v1.ReadRequest.time:type_name -> google.protobuf.Timestamp
 	25, // 16: ferry.v1.ReadRequest.wait:type_name -> google.protobuf.Duration
 	23, // 17: ferry.v1.ReadResponse.messages:type_name -> ferry.v1.Message
-	1,  // 18: ferry.v1.ConsumeService.ConsumeQueue:input_type -> ferry.v1.ConsumeQueueRequest
-	3,  // 19: ferry.v1.ConsumeService.ConsumeStream:input_type -> ferry.v1.ConsumeStreamRequest
-	6,  // 20: ferry.v1.ConsumeService.Subscribe:input_type -> ferry.v1.SubscribeRequest
-	8,  // 21: ferry.v1.ConsumeService.Grant:input_type -> ferry.v1.GrantRequest
-	10, // 22: ferry.v1.ConsumeService.Ack:input_type -> ferry.v1.AckRequest
-	12, // 23: ferry.v1.ConsumeService.Nack:input_type -> ferry.v1.NackRequest
-	14, // 24: ferry.v1.ConsumeService.Extend:input_type -> ferry.v1.ExtendRequest
-	16, // 25: ferry.v1.ConsumeService.Commit:input_type -> ferry.v1.CommitRequest
-	18, // 26: ferry.v1.ConsumeService.Receive:input_type -> ferry.v1.ReceiveRequest
-	20, // 27: ferry.v1.ReadService.Read:input_type -> ferry.v1.ReadRequest
-	2,  // 28: ferry.v1.ConsumeService.ConsumeQueue:output_type -> ferry.v1.ConsumeQueueResponse
-	5,  // 29: ferry.v1.ConsumeService.ConsumeStream:output_type -> ferry.v1.ConsumeStreamResponse
-	7,  // 30: ferry.v1.ConsumeService.Subscribe:output_type -> ferry.v1.SubscribeResponse
-	9,  // 31: ferry.v1.ConsumeService.Grant:output_type -> ferry.v1.GrantResponse
-	11, // 32: ferry.v1.ConsumeService.Ack:output_type -> ferry.v1.AckResponse
-	13, // 33: ferry.v1.ConsumeService.Nack:output_type -> ferry.v1.NackResponse
-	15, // 34: ferry.v1.ConsumeService.Extend:output_type -> ferry.v1.ExtendResponse
-	17, // 35: ferry.v1.ConsumeService.Commit:output_type -> ferry.v1.CommitResponse
-	19, // 36: ferry.v1.ConsumeService.Receive:output_type -> ferry.v1.ReceiveResponse
-	21, // 37: ferry.v1.ReadService.Read:output_type -> ferry.v1.ReadResponse
-	28, // [28:38] is the sub-list for method output_type
-	18, // [18:28] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	26, // 18: ferry.v1.ReadResponse.batches:type_name -> ferry.v1.RecordBatches
+	1,  // 19: ferry.v1.ConsumeService.ConsumeQueue:input_type -> ferry.v1.ConsumeQueueRequest
+	3,  // 20: ferry.v1.ConsumeService.ConsumeStream:input_type -> ferry.v1.ConsumeStreamRequest
+	6,  // 21: ferry.v1.ConsumeService.Subscribe:input_type -> ferry.v1.SubscribeRequest
+	8,  // 22: ferry.v1.ConsumeService.Grant:input_type -> ferry.v1.GrantRequest
+	10, // 23: ferry.v1.ConsumeService.Ack:input_type -> ferry.v1.AckRequest
+	12, // 24: ferry.v1.ConsumeService.Nack:input_type -> ferry.v1.NackRequest
+	14, // 25: ferry.v1.ConsumeService.Extend:input_type -> ferry.v1.ExtendRequest
+	16, // 26: ferry.v1.ConsumeService.Commit:input_type -> ferry.v1.CommitRequest
+	18, // 27: ferry.v1.ConsumeService.Receive:input_type -> ferry.v1.ReceiveRequest
+	20, // 28: ferry.v1.ReadService.Read:input_type -> ferry.v1.ReadRequest
+	2,  // 29: ferry.v1.ConsumeService.ConsumeQueue:output_type -> ferry.v1.ConsumeQueueResponse
+	5,  // 30: ferry.v1.ConsumeService.ConsumeStream:output_type -> ferry.v1.ConsumeStreamResponse
+	7,  // 31: ferry.v1.ConsumeService.Subscribe:output_type -> ferry.v1.SubscribeResponse
+	9,  // 32: ferry.v1.ConsumeService.Grant:output_type -> ferry.v1.GrantResponse
+	11, // 33: ferry.v1.ConsumeService.Ack:output_type -> ferry.v1.AckResponse
+	13, // 34: ferry.v1.ConsumeService.Nack:output_type -> ferry.v1.NackResponse
+	15, // 35: ferry.v1.ConsumeService.Extend:output_type -> ferry.v1.ExtendResponse
+	17, // 36: ferry.v1.ConsumeService.Commit:output_type -> ferry.v1.CommitResponse
+	19, // 37: ferry.v1.ConsumeService.Receive:output_type -> ferry.v1.ReceiveResponse
+	21, // 38: ferry.v1.ReadService.Read:output_type -> ferry.v1.ReadResponse
+	29, // [29:39] is the sub-list for method output_type
+	19, // [19:29] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_consume_proto_init() }
