@@ -28,6 +28,13 @@ func newReport(o options) *report.Report {
 			}
 		}
 	}
+	// rabbitmq-server has no --version that does not start a node: ask
+	// the package manager.
+	if _, err := peers.Find("rabbitmq-server"); err == nil {
+		if out, err := exec.Command("dpkg-query", "-W", "-f=${Version}", "rabbitmq-server").Output(); err == nil {
+			m.Versions["rabbitmq-server"] = "rabbitmq-server " + strings.TrimSpace(string(out))
+		}
+	}
 	return &report.Report{Label: o.label, Started: time.Now().UTC(),
 		Command: strings.Join(append([]string{"go run ./cmd/ferrybench"}, os.Args[1:]...), " "), Machine: m, Runs: o.runs}
 }
