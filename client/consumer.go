@@ -46,6 +46,11 @@ type session[T any] struct {
 
 	mu   sync.Mutex
 	head []T
+	// refilled is closed when a caller of next that received a slice
+	// leaves its rest in head, to wake the callers waiting meanwhile
+	// (queue consumers take from several goroutines): they would
+	// otherwise wait for the next slice with items at hand.
+	refilled chan struct{}
 }
 
 // dialFunc opens a stream for s within ctx, reads its first response
@@ -240,7 +245,7 @@ func (k *core[T]) next(ctx context.Context) (*T, *session[T], error) {
 		k.mu.Lock()
 		for len(k.old) > 0 {
 			o := k.old[0]
-			if it := o.pop(); it != nil {
+			if it, _ := o.pop(); it != nil {
 				k.mu.Unlock()
 				return it, o, nil
 			}
@@ -252,15 +257,18 @@ func (k *core[T]) next(ctx context.Context) (*T, *session[T], error) {
 		if s == nil {
 			return nil, nil, err
 		}
-		if it := s.pop(); it != nil {
+		it, refilled := s.pop()
+		if it != nil {
 			return it, s, nil
 		}
 		select {
 		case items := <-s.items:
 			return s.unshift(items), s, nil
+		case <-refilled:
+			continue
 		case <-s.done:
 			if k.keepOld {
-				if it := s.pop(); it != nil {
+				if it, _ := s.pop(); it != nil {
 					return it, s, nil
 				}
 			}
@@ -275,20 +283,24 @@ func (k *core[T]) next(ctx context.Context) (*T, *session[T], error) {
 	}
 }
 
-// pop takes the next item without waiting, nil when there is none.
-func (s *session[T]) pop() *T {
+// pop takes the next item without waiting. When there is none it returns
+// nil and a channel closed once another caller leaves items in head.
+func (s *session[T]) pop() (*T, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.head) == 0 {
 		select {
 		case s.head = <-s.items:
 		default:
-			return nil
+			if s.refilled == nil {
+				s.refilled = make(chan struct{})
+			}
+			return nil, s.refilled
 		}
 	}
 	it := &s.head[0]
 	s.head = s.head[1:]
-	return it
+	return it, nil
 }
 
 // unshift returns the first of items, a slice received while waiting,
@@ -302,6 +314,10 @@ func (s *session[T]) unshift(items []T) *T {
 			// Another caller refilled head meanwhile (queue consumers take
 			// from several goroutines, where order is not promised).
 			s.head = append(s.head, items[1:]...)
+		}
+		if s.refilled != nil {
+			close(s.refilled)
+			s.refilled = nil
 		}
 		s.mu.Unlock()
 	}

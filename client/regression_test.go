@@ -495,3 +495,49 @@ func TestEphemeralHandsOutBufferedBeforeError(t *testing.T) {
 		t.Fatalf("then: %v", err)
 	}
 }
+
+// TestSubscribeQueueWorkersShareOneResponse: the deliveries of one
+// response reach every worker. A consume stream hands a response to the
+// application as one slice; a worker that found nothing waited for the next
+// slice while another worker took this one's first delivery and left the
+// rest in the session, so the workers ran one at a time. Here 4 handlers
+// must all be running at once, on 4 deliveries sent in one response.
+func TestSubscribeQueueWorkersShareOneResponse(t *testing.T) {
+	_, c := setup(t)
+	ctx := testCtx(t)
+	createTopic(t, c, "w", 1)
+	createSub(t, c, "w", "s", client.SubscriptionConfig{Kind: client.KindQueue, StartAt: client.StartEarliest})
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var running atomic.Int32
+	all := make(chan struct{})
+	result := make(chan error, 1)
+	go func() {
+		result <- c.SubscribeQueue(runCtx, "w", "s", func(ctx context.Context, d *client.Delivery) error {
+			if running.Add(1) == 4 {
+				close(all)
+			}
+			select {
+			case <-all:
+				return nil
+			case <-time.After(5 * time.Second):
+				return nil
+			}
+		}, client.WithConcurrency(4), client.WithSubscribeCredit(16))
+	}()
+	// Let the workers wait first, then publish the 4 at once: the broker
+	// sends them in one response.
+	time.Sleep(300 * time.Millisecond)
+	if _, err := c.Publish(ctx, "w", values(4, "m")...); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-all:
+	case <-time.After(4 * time.Second):
+		t.Fatalf("only %d of 4 handlers ran at once on deliveries of one response", running.Load())
+	}
+	stop()
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+}
