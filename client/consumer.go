@@ -44,13 +44,15 @@ type session[T any] struct {
 	*attachment
 	items chan []T
 
+	// ready holds a token while items may be waiting (in items or head):
+	// push puts one after each slice, and pop another while some remain,
+	// so every caller of next waiting meanwhile (queue consumers take from
+	// several goroutines) gets to them. Only pop receives from items, with
+	// mu held, so what pending sees is all there is.
+	ready chan struct{}
+
 	mu   sync.Mutex
 	head []T
-	// refilled is closed when a caller of next that received a slice
-	// leaves its rest in head, to wake the callers waiting meanwhile
-	// (queue consumers take from several goroutines): they would
-	// otherwise wait for the next slice with items at hand.
-	refilled chan struct{}
 }
 
 // dialFunc opens a stream for s within ctx, reads its first response
@@ -117,6 +119,7 @@ func (k *core[T]) attach(ctx context.Context) (*session[T], error) {
 	s := &session[T]{
 		attachment: &attachment{cancel: scancel, done: make(chan struct{})},
 		items:      make(chan []T, k.credit),
+		ready:      make(chan struct{}, 1),
 	}
 	stop := context.AfterFunc(ctx, scancel)
 	pump, err := k.dial(sctx, s)
@@ -245,7 +248,7 @@ func (k *core[T]) next(ctx context.Context) (*T, *session[T], error) {
 		k.mu.Lock()
 		for len(k.old) > 0 {
 			o := k.old[0]
-			if it, _ := o.pop(); it != nil {
+			if it := o.pop(); it != nil {
 				k.mu.Unlock()
 				return it, o, nil
 			}
@@ -257,18 +260,25 @@ func (k *core[T]) next(ctx context.Context) (*T, *session[T], error) {
 		if s == nil {
 			return nil, nil, err
 		}
-		it, refilled := s.pop()
-		if it != nil {
+		if !k.keepOld && s.ended() {
+			// What the ended stream received is given up: the broker
+			// delivers it again.
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+		}
+		if it := s.pop(); it != nil {
 			return it, s, nil
 		}
 		select {
-		case items := <-s.items:
-			return s.unshift(items), s, nil
-		case <-refilled:
+		case <-s.ready:
 			continue
 		case <-s.done:
 			if k.keepOld {
-				if it, _ := s.pop(); it != nil {
+				if it := s.pop(); it != nil {
 					return it, s, nil
 				}
 			}
@@ -283,45 +293,41 @@ func (k *core[T]) next(ctx context.Context) (*T, *session[T], error) {
 	}
 }
 
-// pop takes the next item without waiting. When there is none it returns
-// nil and a channel closed once another caller leaves items in head.
-func (s *session[T]) pop() (*T, <-chan struct{}) {
+// pop takes the next item without waiting, nil when there is none.
+func (s *session[T]) pop() *T {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.head) == 0 {
 		select {
 		case s.head = <-s.items:
 		default:
-			if s.refilled == nil {
-				s.refilled = make(chan struct{})
-			}
-			return nil, s.refilled
+			return nil
 		}
 	}
 	it := &s.head[0]
 	s.head = s.head[1:]
-	return it, nil
+	if len(s.head) > 0 || len(s.items) > 0 {
+		s.signal()
+	}
+	return it
 }
 
-// unshift returns the first of items, a slice received while waiting,
-// and keeps the rest to hand out after what head holds.
-func (s *session[T]) unshift(items []T) *T {
-	if len(items) > 1 {
-		s.mu.Lock()
-		if len(s.head) == 0 {
-			s.head = items[1:]
-		} else {
-			// Another caller refilled head meanwhile (queue consumers take
-			// from several goroutines, where order is not promised).
-			s.head = append(s.head, items[1:]...)
-		}
-		if s.refilled != nil {
-			close(s.refilled)
-			s.refilled = nil
-		}
-		s.mu.Unlock()
+// signal leaves a token in ready, unless one is there.
+func (s *session[T]) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
 	}
-	return &items[0]
+}
+
+// ended says whether the stream has ended.
+func (s *session[T]) ended() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // pending says whether items are left to hand out.
@@ -345,6 +351,7 @@ func push[T any](ctx context.Context, s *session[T], items []T) error {
 	}
 	select {
 	case s.items <- items:
+		s.signal()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
