@@ -104,3 +104,18 @@ func (e *Ephemeral) ReceiveBatches(ctx context.Context, max int) ([]Batches, err
 func (m *StreamMember) FetchBatches(ctx context.Context, max int) ([]Batches, error) {
 	return waitFor(ctx, func() ([]Batches, <-chan struct{}, error) { return fetchStream(m, max, collectBatches) })
 }
+
+// Wasteful reports whether Data holds much more than b delivers: over 4 KiB
+// and more than twice the records (a take cut short by a small credit or
+// message bound, inside a large stored batch). A front door had better
+// send such a take decoded (Messages) than send the whole batch for a few
+// of its records, again with every take.
+func (b *Batches) Wasteful() bool {
+	return len(b.Data) > 4<<10 && countRecords(b.Data) > 2*b.Count()
+}
+
+// Messages decodes the records b delivers.
+func (b *Batches) Messages() ([]Message, error) {
+	out, _, _, err := collectMessages(make([]Message, 0, b.Count()), b.Topic, b.Partition, b.From, b.Data, b.Count())
+	return out, err
+}

@@ -113,6 +113,12 @@ func TestBatchesMatchMessages(t *testing.T) {
 				if len(ms) > limit {
 					t.Fatalf("ReceiveBatches(%d) delivered %d", limit, len(ms))
 				}
+				for i := range bs {
+					dm, err := bs[i].Messages()
+					if err != nil || !reflect.DeepEqual(dm, decodeBatches(t, bs[i:i+1])) {
+						t.Fatalf("Batches.Messages gave %d messages (%v), decoding %d", len(dm), err, bs[i].Count())
+					}
+				}
 				got = append(got, ms...)
 			}
 			if !reflect.DeepEqual(perPartition(got), perPartition(want)) {

@@ -92,3 +92,54 @@ func TestRecordBatchesSpendCredit(t *testing.T) {
 	}
 	receive(18)
 }
+
+// TestRecordBatchesSmallTakesGoDecoded: a take of a few records from a
+// large stored batch (credit 5 against one batch of 200 records of 100
+// bytes) comes decoded, as messages, not as the whole batch again and
+// again; in order, every record once.
+func TestRecordBatchesSmallTakesGoDecoded(t *testing.T) {
+	_, base := startServer(t)
+	hc := h2cClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	topics := ferryv1connect.NewTopicServiceClient(hc, base)
+	pub := ferryv1connect.NewPublishServiceClient(hc, base)
+	cons := ferryv1connect.NewConsumeServiceClient(hc, base)
+	if _, err := topics.CreateTopic(ctx, connect.NewRequest(&ferryv1.CreateTopicRequest{Name: "big"})); err != nil {
+		t.Fatal(err)
+	}
+	st, err := cons.Subscribe(ctx, connect.NewRequest(&ferryv1.SubscribeRequest{Pattern: "big", Credit: 5, RecordBatches: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if !st.Receive() {
+		t.Fatal(st.Err())
+	}
+	id := st.Msg().ConsumerId
+	var msgs []*ferryv1.PublishMessage
+	for i := range 200 {
+		msgs = append(msgs, &ferryv1.PublishMessage{Value: fmt.Appendf(make([]byte, 0, 100), "%-100d", i)})
+	}
+	if _, err := pub.Publish(ctx, connect.NewRequest(&ferryv1.PublishRequest{Topic: "big", Messages: msgs})); err != nil {
+		t.Fatal(err)
+	}
+	next := int64(0)
+	for next < 200 {
+		if !st.Receive() {
+			t.Fatalf("stream ended at %d: %v", next, st.Err())
+		}
+		if len(st.Msg().Batches) > 0 {
+			t.Fatalf("at %d: a take of at most 5 records sent as a batch of 200", next)
+		}
+		for _, m := range st.Msg().Messages {
+			if m.Offset != next {
+				t.Fatalf("offset %d, expected %d", m.Offset, next)
+			}
+			next++
+		}
+		if _, err := cons.Grant(ctx, connect.NewRequest(&ferryv1.GrantRequest{ConsumerId: id, Credit: int32(len(st.Msg().Messages))})); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

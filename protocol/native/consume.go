@@ -241,7 +241,11 @@ func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferry
 		return pump(ctx, s, c, tick, fetchOwned(m, tick, assign, m.FetchBatches, func(b *engine.Batches) int { return b.Partition }),
 			measureBatches,
 			func(bs []engine.Batches) error {
-				return stream.Send(&ferryv1.ConsumeStreamResponse{Batches: batchesToProto(bs)})
+				raw, msgs, err := splitBatches(bs)
+				if err != nil {
+					return toConnect(err)
+				}
+				return stream.Send(&ferryv1.ConsumeStreamResponse{Batches: raw, Messages: msgs})
 			})
 	}
 	return pump(ctx, s, c, tick, fetchOwned(m, tick, assign, m.Fetch, func(m *engine.Message) int { return m.Partition }),
@@ -305,7 +309,11 @@ func (h consumers) Subscribe(ctx context.Context, req *connect.Request[ferryv1.S
 	if req.Msg.RecordBatches {
 		return pump(ctx, s, c, 0, e.ReceiveBatches, measureBatches,
 			func(bs []engine.Batches) error {
-				return stream.Send(&ferryv1.SubscribeResponse{Batches: batchesToProto(bs)})
+				raw, msgs, err := splitBatches(bs)
+				if err != nil {
+					return toConnect(err)
+				}
+				return stream.Send(&ferryv1.SubscribeResponse{Batches: raw, Messages: msgs})
 			})
 	}
 	return pump(ctx, s, c, 0, e.Receive, measureMessage,

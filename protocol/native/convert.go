@@ -244,6 +244,27 @@ func publishedToProto(ps []engine.Published) []*ferryv1.Published {
 	return out
 }
 
+// splitBatches converts a take of stored batches for a response: as they
+// are, except those that would send far more than they deliver, which go
+// decoded (see engine.Batches.Wasteful). Each partition has one item per
+// take, so its order holds whichever way it goes.
+func splitBatches(bs []engine.Batches) ([]*ferryv1.RecordBatches, []*ferryv1.Message, error) {
+	var raw []*ferryv1.RecordBatches
+	var msgs []*ferryv1.Message
+	for i := range bs {
+		if !bs[i].Wasteful() {
+			raw = append(raw, batchesToProto(bs[i:i+1])...)
+			continue
+		}
+		ms, err := bs[i].Messages()
+		if err != nil {
+			return nil, nil, err
+		}
+		msgs = append(msgs, messagesToProto(ms)...)
+	}
+	return raw, msgs, nil
+}
+
 func batchesToProto(bs []engine.Batches) []*ferryv1.RecordBatches {
 	out := make([]*ferryv1.RecordBatches, len(bs))
 	for i, b := range bs {

@@ -75,7 +75,14 @@ func (h readers) Read(ctx context.Context, req *connect.Request[ferryv1.ReadRequ
 		StartOffset:   res.StartOffset,
 	}
 	if res.Batches.Count() > 0 {
-		resp.Batches = batchesToProto([]engine.Batches{res.Batches})[0]
+		raw, msgs, err := splitBatches([]engine.Batches{res.Batches})
+		if err != nil {
+			return nil, toConnect(err)
+		}
+		if len(raw) > 0 {
+			resp.Batches = raw[0]
+		}
+		resp.Messages = msgs
 	}
 	return connect.NewResponse(resp), nil
 }

@@ -195,7 +195,9 @@ func (x *Message) GetDeliverAt() *timestamppb.Timestamp {
 // records of data outside that range are not part of it and must be
 // skipped. Two record headers are reserved: "ferry-id" is the message's
 // id and "ferry-deliver-at" its deliver_at, in milliseconds since the Unix
-// epoch as decimal text. The batches are never compressed.
+// epoch as decimal text. The batches are never compressed. A take of a
+// few records from a large stored batch comes as messages instead, so a
+// response with record batches asked for may hold both.
 type RecordBatches struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
