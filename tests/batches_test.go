@@ -94,7 +94,7 @@ func TestRecordBatchesSpendCredit(t *testing.T) {
 }
 
 // TestRecordBatchesSmallTakesGoDecoded: a take of a few records from a
-// large stored batch (credit 5 against one batch of 200 records of 100
+// large stored batch (credit 5 against one batch of 1,000 records of 100
 // bytes) comes decoded, as messages, not as the whole batch again and
 // again; in order, every record once.
 func TestRecordBatchesSmallTakesGoDecoded(t *testing.T) {
@@ -118,19 +118,19 @@ func TestRecordBatchesSmallTakesGoDecoded(t *testing.T) {
 	}
 	id := st.Msg().ConsumerId
 	var msgs []*ferryv1.PublishMessage
-	for i := range 200 {
+	for i := range 1000 {
 		msgs = append(msgs, &ferryv1.PublishMessage{Value: fmt.Appendf(make([]byte, 0, 100), "%-100d", i)})
 	}
 	if _, err := pub.Publish(ctx, connect.NewRequest(&ferryv1.PublishRequest{Topic: "big", Messages: msgs})); err != nil {
 		t.Fatal(err)
 	}
 	next := int64(0)
-	for next < 200 {
+	for next < 1000 {
 		if !st.Receive() {
 			t.Fatalf("stream ended at %d: %v", next, st.Err())
 		}
 		if len(st.Msg().Batches) > 0 {
-			t.Fatalf("at %d: a take of at most 5 records sent as a batch of 200", next)
+			t.Fatalf("at %d: a take of at most 5 records sent as a batch of 1,000", next)
 		}
 		for _, m := range st.Msg().Messages {
 			if m.Offset != next {
