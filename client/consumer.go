@@ -226,15 +226,10 @@ func (k *core[T]) keepItemsLocked() {
 func (k *core[T]) current() *session[T] {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.cur == nil {
+	if k.cur == nil || k.cur.ended() {
 		return nil
 	}
-	select {
-	case <-k.cur.done:
-		return nil
-	default:
-		return k.cur
-	}
+	return k.cur
 }
 
 // next waits for the next item and returns a pointer to it, which stays

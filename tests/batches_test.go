@@ -19,33 +19,14 @@ import (
 // messages published in one batch it gets 7 records, then after a grant of
 // 10, 10 more, in order, with keys, headers and ids intact.
 func TestRecordBatchesSpendCredit(t *testing.T) {
-	_, base := startServer(t)
-	hc := h2cClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	topics := ferryv1connect.NewTopicServiceClient(hc, base)
-	pub := ferryv1connect.NewPublishServiceClient(hc, base)
-	cons := ferryv1connect.NewConsumeServiceClient(hc, base)
-	if _, err := topics.CreateTopic(ctx, connect.NewRequest(&ferryv1.CreateTopicRequest{Name: "rb"})); err != nil {
-		t.Fatal(err)
-	}
-	st, err := cons.Subscribe(ctx, connect.NewRequest(&ferryv1.SubscribeRequest{Pattern: "rb", Credit: 7, RecordBatches: true}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if !st.Receive() {
-		t.Fatal(st.Err())
-	}
-	id := st.Msg().ConsumerId
 	var msgs []*ferryv1.PublishMessage
 	for i := range 50 {
 		msgs = append(msgs, &ferryv1.PublishMessage{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "v%d", i),
 			Id: fmt.Sprint("id", i), Headers: []*ferryv1.Header{{Key: "h", Value: []byte("x")}}})
 	}
-	if _, err := pub.Publish(ctx, connect.NewRequest(&ferryv1.PublishRequest{Topic: "rb", Messages: msgs})); err != nil {
-		t.Fatal(err)
-	}
+	st, cons, id := subscribeRecordBatches(t, ctx, "rb", 7, msgs)
 	next := int64(0)
 	// receive takes responses until want records came, checking each.
 	receive := func(want int64) {
@@ -98,32 +79,13 @@ func TestRecordBatchesSpendCredit(t *testing.T) {
 // bytes) comes decoded, as messages, not as the whole batch again and
 // again; in order, every record once.
 func TestRecordBatchesSmallTakesGoDecoded(t *testing.T) {
-	_, base := startServer(t)
-	hc := h2cClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	topics := ferryv1connect.NewTopicServiceClient(hc, base)
-	pub := ferryv1connect.NewPublishServiceClient(hc, base)
-	cons := ferryv1connect.NewConsumeServiceClient(hc, base)
-	if _, err := topics.CreateTopic(ctx, connect.NewRequest(&ferryv1.CreateTopicRequest{Name: "big"})); err != nil {
-		t.Fatal(err)
-	}
-	st, err := cons.Subscribe(ctx, connect.NewRequest(&ferryv1.SubscribeRequest{Pattern: "big", Credit: 5, RecordBatches: true}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if !st.Receive() {
-		t.Fatal(st.Err())
-	}
-	id := st.Msg().ConsumerId
 	var msgs []*ferryv1.PublishMessage
 	for i := range 1000 {
 		msgs = append(msgs, &ferryv1.PublishMessage{Value: fmt.Appendf(make([]byte, 0, 100), "%-100d", i)})
 	}
-	if _, err := pub.Publish(ctx, connect.NewRequest(&ferryv1.PublishRequest{Topic: "big", Messages: msgs})); err != nil {
-		t.Fatal(err)
-	}
+	st, cons, id := subscribeRecordBatches(t, ctx, "big", 5, msgs)
 	next := int64(0)
 	for next < 1000 {
 		if !st.Receive() {
@@ -142,4 +104,33 @@ func TestRecordBatchesSmallTakesGoDecoded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// subscribeRecordBatches starts a server, subscribes to a new topic with
+// record batches and the given credit, publishes msgs to it in one batch,
+// and returns the stream (past its first response), the consume client
+// and the consumer id.
+func subscribeRecordBatches(t *testing.T, ctx context.Context, topic string, credit int32, msgs []*ferryv1.PublishMessage) (
+	*connect.ServerStreamForClient[ferryv1.SubscribeResponse], ferryv1connect.ConsumeServiceClient, string) {
+	_, base := startServer(t)
+	hc := h2cClient()
+	topics := ferryv1connect.NewTopicServiceClient(hc, base)
+	pub := ferryv1connect.NewPublishServiceClient(hc, base)
+	cons := ferryv1connect.NewConsumeServiceClient(hc, base)
+	if _, err := topics.CreateTopic(ctx, connect.NewRequest(&ferryv1.CreateTopicRequest{Name: topic})); err != nil {
+		t.Fatal(err)
+	}
+	st, err := cons.Subscribe(ctx, connect.NewRequest(&ferryv1.SubscribeRequest{Pattern: topic, Credit: credit, RecordBatches: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if !st.Receive() {
+		t.Fatal(st.Err())
+	}
+	id := st.Msg().ConsumerId
+	if _, err := pub.Publish(ctx, connect.NewRequest(&ferryv1.PublishRequest{Topic: topic, Messages: msgs})); err != nil {
+		t.Fatal(err)
+	}
+	return st, cons, id
 }

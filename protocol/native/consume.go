@@ -26,16 +26,26 @@ const (
 	maxFrame = 1 << 20
 )
 
-// frames splits n items, of which size gives the bytes, into runs of at
-// most maxFrame bytes (at least one item each), calling send for each.
-func frames(n int, size func(int) int, send func(lo, hi int) error) error {
+// frames splits n items, of which measure gives the bytes and the messages
+// they hold, into runs of at most maxFrame bytes (at least one item each),
+// calling send for each with the messages it holds. Each item is measured
+// once.
+func frames(n int, measure func(int) (bytes, msgs int), send func(lo, hi, msgs int) error) error {
+	if n == 0 {
+		return nil
+	}
+	nb, nm := measure(0)
 	for lo := 0; lo < n; {
-		hi, bytes := lo+1, size(lo)
-		for hi < n && bytes+size(hi) <= maxFrame {
-			bytes += size(hi)
+		hi, bytes, msgs := lo+1, nb, nm
+		for hi < n {
+			nb, nm = measure(hi)
+			if bytes+nb > maxFrame {
+				break
+			}
+			bytes, msgs = bytes+nb, msgs+nm
 			hi++
 		}
-		if err := send(lo, hi); err != nil {
+		if err := send(lo, hi, msgs); err != nil {
 			return err
 		}
 		lo = hi
@@ -134,13 +144,10 @@ func pump[T any](ctx context.Context, s *Service, c *consumer, tick time.Duratio
 		if len(items) == 0 {
 			continue
 		}
-		spent := 0
-		for i := range items {
-			_, n := measure(&items[i])
-			spent += n
-		}
-		c.credit.spend(spent)
-		err = frames(len(items), func(i int) int { b, _ := measure(&items[i]); return b }, func(lo, hi int) error {
+		err = frames(len(items), func(i int) (int, int) { return measure(&items[i]) }, func(lo, hi, msgs int) error {
+			// Spent before the frame goes: the client may grant as soon
+			// as it has it.
+			c.credit.spend(msgs)
 			return s.send(ctx, func() error { return send(items[lo:hi]) })
 		})
 		if err != nil {
