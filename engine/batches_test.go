@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -13,7 +14,8 @@ import (
 
 // decodeBatches turns what ReceiveBatches and FetchBatches return into
 // messages, as a client decoding record_batches does, checking that each
-// delivers exactly its range.
+// delivers exactly its range. The messages own their bytes: a take with a
+// Scratch reuses it.
 func decodeBatches(t *testing.T, bs []Batches) []Message {
 	t.Helper()
 	var out []Message
@@ -25,7 +27,12 @@ func decodeBatches(t *testing.T, bs []Batches) []Message {
 					if r.Offset != next {
 						return fmt.Errorf("offset %d, want %d", r.Offset, next)
 					}
-					out = append(out, messageFromRecord(b.Topic, b.Partition, r))
+					m := messageFromRecord(b.Topic, b.Partition, r)
+					m.Key, m.Value = bytes.Clone(m.Key), bytes.Clone(m.Value)
+					for i := range m.Headers {
+						m.Headers[i].Value = bytes.Clone(m.Headers[i].Value)
+					}
+					out = append(out, m)
 					next++
 				}
 				return nil
@@ -96,6 +103,7 @@ func TestBatchesMatchMessages(t *testing.T) {
 			ctx, cancel := context.WithTimeout(bg, 10*time.Second)
 			defer cancel()
 			var want, got []Message
+			var scratch Scratch // reused by every take, across partitions and topics
 			for len(want) < all {
 				ms, err := em.Receive(ctx, 1+rng.IntN(100))
 				if err != nil {
@@ -105,7 +113,7 @@ func TestBatchesMatchMessages(t *testing.T) {
 			}
 			for len(got) < all {
 				limit := 1 + rng.IntN(100)
-				bs, err := eb.ReceiveBatches(ctx, limit)
+				bs, err := eb.ReceiveBatches(ctx, limit, &scratch)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -141,7 +149,7 @@ func TestBatchesMatchMessages(t *testing.T) {
 				}
 				if len(got) < total {
 					limit := 1 + rng.IntN(100)
-					bs, err := mb.FetchBatches(ctx, limit)
+					bs, err := mb.FetchBatches(ctx, limit, &scratch)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -197,5 +205,54 @@ func TestReadAsBatchesMatchesRead(t *testing.T) {
 			t.Fatalf("read at %d %+v: batches gave %d messages, next %d; messages %d, next %d",
 				off, opts, len(ms), got.NextOffset, len(want.Messages), want.NextOffset)
 		}
+	}
+}
+
+// TestTakesSendEachBatchOnce: a consumer's takes of batches end on batch
+// boundaries once they hold a whole batch, so consecutive takes never send
+// one stored batch twice, and a Scratch lends the same memory to each take.
+func TestTakesSendEachBatchOnce(t *testing.T) {
+	b := openBroker(t, t.TempDir(), Options{DefaultFsync: "never"})
+	createTopic(t, b, "w", TopicConfig{})
+	e, _ := b.SubscribeEphemeral("w", EphemeralOptions{Buffer: 1 << 30})
+	defer e.Close()
+	sizes := []int{100, 100, 37, 100, 100, 100, 61, 100, 100, 100}
+	total, stored := 0, 0
+	for i, n := range sizes {
+		msgs := make([]Message, n)
+		for j := range msgs {
+			msgs[j] = Message{Value: fmt.Appendf(nil, "%d-%d", i, j)}
+		}
+		publish(t, b, "w", msgs...)
+		total += n
+	}
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	var scratch Scratch
+	var got []Message
+	var first *byte // of the second take: the first finds the scratch empty
+	for takes := 0; len(got) < total; takes++ {
+		bs, err := e.ReceiveBatches(ctx, 250, &scratch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bb := range bs {
+			stored += len(bb.Data)
+		}
+		switch {
+		case takes == 1:
+			first = &bs[0].Data[0]
+		case takes > 1 && &bs[0].Data[0] != first:
+			t.Fatalf("a take at %d did not read into the scratch of the first", bs[0].From)
+		}
+		got = append(got, decodeBatches(t, bs)...)
+	}
+	for i, m := range got {
+		if m.Offset != int64(i) {
+			t.Fatalf("message %d has offset %d", i, m.Offset)
+		}
+	}
+	if size := b.topics["w"].parts[0].Size(); int64(stored) != size {
+		t.Fatalf("takes sent %d bytes of batches, %d stored: some batch went twice", stored, size)
 	}
 }

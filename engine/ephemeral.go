@@ -95,12 +95,12 @@ func (e *Ephemeral) wakeLocked() {
 // Receive returns up to max messages, waiting until there is one or ctx
 // ends. Messages of one partition come in order.
 func (e *Ephemeral) Receive(ctx context.Context, max int) ([]Message, error) {
-	return waitFor(ctx, func() ([]Message, <-chan struct{}, error) { return pollEphemeral(e, max, collectMessages) })
+	return waitFor(ctx, func() ([]Message, <-chan struct{}, error) { return pollEphemeral(e, max, collectMessages, nil) })
 }
 
 // pollEphemeral takes up to limit records, round robin over the matching
 // partitions, with collect.
-func pollEphemeral[T any](e *Ephemeral, limit int, collect collector[T]) ([]T, <-chan struct{}, error) {
+func pollEphemeral[T any](e *Ephemeral, limit int, collect collector[T], scratch *Scratch) ([]T, <-chan struct{}, error) {
 	limit = max(limit, 1)
 	b := e.b
 	b.mu.RLock()
@@ -152,7 +152,7 @@ func pollEphemeral[T any](e *Ephemeral, limit int, collect collector[T]) ([]T, <
 		if cur[s.p] >= l.VisibleOffset() {
 			continue
 		}
-		res, err := l.Read(cur[s.p], e.reads.size(limit-taken))
+		res, err := scratch.read(l, cur[s.p], e.reads.size(limit-taken))
 		if err != nil {
 			return out, nil, fmt.Errorf("read %s/%d: %w", s.topic, s.p, err)
 		}

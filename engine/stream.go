@@ -281,12 +281,12 @@ func (m *StreamMember) Leave() error {
 // from its positions (the committed offsets when it got them), waiting
 // until there is one or ctx ends. It also counts as a heartbeat.
 func (m *StreamMember) Fetch(ctx context.Context, max int) ([]Message, error) {
-	return waitFor(ctx, func() ([]Message, <-chan struct{}, error) { return fetchStream(m, max, collectMessages) })
+	return waitFor(ctx, func() ([]Message, <-chan struct{}, error) { return fetchStream(m, max, collectMessages, nil) })
 }
 
 // fetchStream takes up to limit records from the member's partitions with
 // collect.
-func fetchStream[T any](m *StreamMember, limit int, collect collector[T]) ([]T, <-chan struct{}, error) {
+func fetchStream[T any](m *StreamMember, limit int, collect collector[T], scratch *Scratch) ([]T, <-chan struct{}, error) {
 	limit = max(limit, 1)
 	if _, _, err := m.Heartbeat(); err != nil {
 		return nil, nil, err
@@ -309,7 +309,7 @@ func fetchStream[T any](m *StreamMember, limit int, collect collector[T]) ([]T, 
 		if pos >= l.VisibleOffset() {
 			continue
 		}
-		res, err := l.Read(pos, m.reads.size(limit-taken))
+		res, err := scratch.read(l, pos, m.reads.size(limit-taken))
 		if err != nil {
 			return out, nil, fmt.Errorf("read %s/%d at %d: %w", s.rec.Topic, p, pos, err)
 		}

@@ -245,7 +245,11 @@ func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferry
 		return owned, nil
 	}
 	if req.Msg.RecordBatches {
-		return pump(ctx, s, c, tick, fetchOwned(m, tick, assign, m.FetchBatches, func(b *engine.Batches) int { return b.Partition }),
+		// pump sends each take before the next: the takes can share one
+		// scratch.
+		var scratch engine.Scratch
+		fetch := func(ctx context.Context, n int) ([]engine.Batches, error) { return m.FetchBatches(ctx, n, &scratch) }
+		return pump(ctx, s, c, tick, fetchOwned(m, tick, assign, fetch, func(b *engine.Batches) int { return b.Partition }),
 			measureBatches,
 			func(bs []engine.Batches) error {
 				raw, msgs, err := splitBatches(bs)
@@ -314,7 +318,9 @@ func (h consumers) Subscribe(ctx context.Context, req *connect.Request[ferryv1.S
 		return err
 	}
 	if req.Msg.RecordBatches {
-		return pump(ctx, s, c, 0, e.ReceiveBatches, measureBatches,
+		var scratch engine.Scratch // as in ConsumeStream
+		receive := func(ctx context.Context, n int) ([]engine.Batches, error) { return e.ReceiveBatches(ctx, n, &scratch) }
+		return pump(ctx, s, c, 0, receive, measureBatches,
 			func(bs []engine.Batches) error {
 				raw, msgs, err := splitBatches(bs)
 				if err != nil {

@@ -25,6 +25,14 @@ type ReadResult struct {
 // maxBytes in total but always at least one batch when there is one. At the
 // visible end it returns no data (use Wait to long-poll).
 func (l *Log) Read(offset int64, maxBytes int) (ReadResult, error) {
+	return l.ReadInto(nil, offset, maxBytes)
+}
+
+// ReadInto is Read into dst's spare capacity when the read fits there:
+// Data is then dst[len(dst):len(dst)+len(Data)]. Otherwise Data is new
+// memory, as with Read. A caller that reads again and again lends the same
+// memory each time and spares the allocation and the garbage collector.
+func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int) (ReadResult, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
@@ -53,7 +61,7 @@ func (l *Log) Read(offset int64, maxBytes int) (ReadResult, error) {
 			}
 			continue
 		}
-		data, next, err := readBatches(seg, pos, lim, h, maxBytes)
+		data, next, err := readBatches(dst[len(dst):], seg, pos, lim, h, maxBytes)
 		if err != nil {
 			return res, err
 		}
@@ -112,13 +120,18 @@ func (l *Log) indexedPos(seg *segment, rel uint32) int64 {
 }
 
 // readBatches reads whole batches from pos, up to maxBytes (but the first
-// whole), stopping before lim or the first batch that fails its CRC.
-func readBatches(seg *segment, pos, lim int64, first record.Header, maxBytes int) ([]byte, int64, error) {
+// whole), stopping before lim or the first batch that fails its CRC. It
+// reads into buf's capacity when that is enough.
+func readBatches(buf []byte, seg *segment, pos, lim int64, first record.Header, maxBytes int) ([]byte, int64, error) {
 	n := min(int64(max(maxBytes, first.Size())), lim-pos)
 	if n < int64(first.Size()) {
 		return nil, 0, fmt.Errorf("%w: segment %d: batch at %d runs past the end", ErrCorrupt, seg.base, pos)
 	}
-	buf := make([]byte, n)
+	if int64(cap(buf)) >= n {
+		buf = buf[:n]
+	} else {
+		buf = make([]byte, n)
+	}
 	if _, err := seg.file.ReadAt(buf, pos); err != nil {
 		return nil, 0, fmt.Errorf("read segment %d at %d: %w", seg.base, pos, err)
 	}
@@ -134,7 +147,7 @@ func readBatches(seg *segment, pos, lim int64, first record.Header, maxBytes int
 	}
 	// A later batch that failed its check is left out; the next read
 	// starts there and reports it.
-	return buf[:used], next, nil
+	return buf[:used:used], next, nil
 }
 
 // OffsetForTime returns the first offset whose record has a timestamp at or
