@@ -16,42 +16,50 @@ const (
 	recordHeaderDeliverAt = "ferry-deliver-at"
 )
 
-// fromRecordBatches calls fn with each message rb delivers: the records of
-// its stored batches with offsets in [from_offset, until_offset), which
-// must all be there. Keys, values and header values alias rb's data.
-func fromRecordBatches(rb *ferryv1.RecordBatches, fn func(Message) error) error {
+// decodeRecordBatches decodes the messages rb delivers: the records of its
+// stored batches with offsets in [from_offset, until_offset), which must all
+// be there. Each goes into the zero Message that slot returns (slot appends
+// one to the caller's slice), so nothing is copied twice. Keys, values and
+// header values alias rb's data.
+func decodeRecordBatches(rb *ferryv1.RecordBatches, slot func() *Message) error {
 	from, until := rb.GetFromOffset(), rb.GetUntilOffset()
+	topic, partition := rb.GetTopic(), rb.GetPartition()
 	next := from
+	var r record.Record
 	err := record.Split(rb.GetData(), func(h record.Header, batch []byte) error {
-		return record.Records(batch, record.Limits{}, func(r record.Record) error {
+		rd, err := record.NewReader(batch, record.Limits{})
+		if err != nil {
+			return err
+		}
+		for rd.Next(&r) {
 			if r.Offset < from || r.Offset >= until {
-				return nil
+				continue
 			}
 			if r.Offset != next {
 				return fmt.Errorf("record offset %d, expected %d", r.Offset, next)
 			}
 			next++
-			return fn(messageFromRecord(rb.GetTopic(), rb.GetPartition(), &r))
-		})
+			fillMessage(slot(), topic, partition, &r)
+		}
+		return rd.Err()
 	})
 	if err == nil && next != until {
 		err = fmt.Errorf("records %d..%d delivered, %d..%d announced", from, next, from, until)
 	}
 	if err != nil {
-		return fmt.Errorf("ferry: record batches of %s/%d: %w", rb.GetTopic(), rb.GetPartition(), err)
+		return fmt.Errorf("ferry: record batches of %s/%d: %w", topic, partition, err)
 	}
 	return nil
 }
 
-func messageFromRecord(topic string, partition int32, r *record.Record) Message {
-	m := Message{
-		Topic:     topic,
-		Partition: partition,
-		Offset:    r.Offset,
-		Timestamp: time.UnixMilli(r.Timestamp).UTC(),
-		Key:       r.Key,
-		Value:     r.Value,
-	}
+// fillMessage sets the zero message m from the record r.
+func fillMessage(m *Message, topic string, partition int32, r *record.Record) {
+	m.Topic = topic
+	m.Partition = partition
+	m.Offset = r.Offset
+	m.Timestamp = time.UnixMilli(r.Timestamp).UTC()
+	m.Key = r.Key
+	m.Value = r.Value
 	for _, h := range r.Headers {
 		switch h.Key {
 		case recordHeaderID:
@@ -64,7 +72,6 @@ func messageFromRecord(topic string, partition int32, r *record.Record) Message 
 			m.Headers = append(m.Headers, Header{Key: h.Key, Value: h.Value})
 		}
 	}
-	return m
 }
 
 // countRecords is how many records the batches deliver, or 0 when they

@@ -24,16 +24,18 @@ func FuzzFromRecordBatches(f *testing.F) {
 	f.Add(batch[:40], int64(0), int64(1))
 	f.Fuzz(func(t *testing.T, data []byte, from, until int64) {
 		rb := &ferryv1.RecordBatches{Topic: "t", Partition: 1, FromOffset: from, UntilOffset: until, Data: data}
-		next := from
-		err := fromRecordBatches(rb, func(m Message) error {
-			if m.Offset != next || m.Offset >= until {
-				t.Fatalf("offset %d delivered, expected %d below %d", m.Offset, next, until)
-			}
-			next++
-			return nil
+		var got []Message
+		err := decodeRecordBatches(rb, func() *Message {
+			got = append(got, Message{})
+			return &got[len(got)-1]
 		})
-		if err == nil && next != until && until > from {
-			t.Fatalf("no error, but delivered up to %d of [%d,%d)", next, from, until)
+		for i, m := range got {
+			if m.Offset != from+int64(i) || m.Offset >= until {
+				t.Fatalf("offset %d delivered at %d, expected %d below %d", m.Offset, i, from+int64(i), until)
+			}
+		}
+		if err == nil && until > from && int64(len(got)) != until-from {
+			t.Fatalf("no error, but delivered %d of [%d,%d)", len(got), from, until)
 		}
 	})
 }

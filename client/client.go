@@ -132,6 +132,10 @@ func newTransport() *http.Transport {
 	t.HTTP2 = &http.HTTP2Config{
 		SendPingTimeout: 15 * time.Second,
 		PingTimeout:     10 * time.Second,
+		// Frames of up to 1 MiB instead of 16 KiB: a consume response of
+		// a few hundred KiB goes in one frame and a few syscalls (fan-out
+		// over loopback went about a quarter faster).
+		MaxReadFrameSize: 1 << 20,
 	}
 	return t
 }

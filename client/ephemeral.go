@@ -71,29 +71,22 @@ func (e *EphemeralConsumer) dial(ctx context.Context, s *session[Message]) (func
 	s.id = first.GetConsumerId()
 	return func() error {
 		defer stream.Close()
-		resp := first
-		for {
+		return receiveAhead(stream, first, s.cancel, func(resp *ferryv1.SubscribeResponse) error {
 			msgs := make([]Message, 0, len(resp.GetMessages())+countRecords(resp.GetBatches()))
 			for _, m := range resp.GetMessages() {
 				msgs = append(msgs, fromProtoMessage(m))
 			}
 			for _, rb := range resp.GetBatches() {
-				err := fromRecordBatches(rb, func(m Message) error {
-					msgs = append(msgs, m)
-					return nil
+				err := decodeRecordBatches(rb, func() *Message {
+					msgs = append(msgs, Message{})
+					return &msgs[len(msgs)-1]
 				})
 				if err != nil {
 					return err
 				}
 			}
-			if err := push(ctx, s, msgs); err != nil {
-				return err
-			}
-			if !stream.Receive() {
-				return stream.Err()
-			}
-			resp = stream.Msg()
-		}
+			return push(ctx, s, msgs)
+		})
 	}, nil
 }
 

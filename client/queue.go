@@ -233,21 +233,14 @@ func (q *QueueConsumer) dial(ctx context.Context, s *session[Delivery]) (func() 
 	s.id = first.GetConsumerId()
 	return func() error {
 		defer stream.Close()
-		resp := first
-		for {
+		return receiveAhead(stream, first, s.cancel, func(resp *ferryv1.ConsumeQueueResponse) error {
 			pds := resp.GetDeliveries()
 			ds := make([]Delivery, len(pds))
 			for i, d := range pds {
 				q.fillDelivery(&ds[i], s.attachment, d)
 			}
-			if err := push(ctx, s, ds); err != nil {
-				return err
-			}
-			if !stream.Receive() {
-				return stream.Err()
-			}
-			resp = stream.Msg()
-		}
+			return push(ctx, s, ds)
+		})
 	}, nil
 }
 

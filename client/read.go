@@ -66,9 +66,9 @@ func (c *Client) Read(ctx context.Context, topic string, partition int32, from P
 		out.Messages = append(out.Messages, fromProtoMessage(m))
 	}
 	if rb != nil {
-		err := fromRecordBatches(rb, func(m Message) error {
-			out.Messages = append(out.Messages, m)
-			return nil
+		err := decodeRecordBatches(rb, func() *Message {
+			out.Messages = append(out.Messages, Message{})
+			return &out.Messages[len(out.Messages)-1]
 		})
 		if err != nil {
 			return nil, err

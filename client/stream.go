@@ -131,8 +131,7 @@ func (s *StreamConsumer) dial(ctx context.Context, ss *session[streamItem]) (fun
 	s.mu.Unlock()
 	return func() error {
 		defer stream.Close()
-		resp := first
-		for {
+		return receiveAhead(stream, first, ss.cancel, func(resp *ferryv1.ConsumeStreamResponse) error {
 			if a := resp.GetAssignment(); a != nil {
 				s.assign(ss.attachment, a)
 			}
@@ -142,22 +141,16 @@ func (s *StreamConsumer) dial(ctx context.Context, ss *session[streamItem]) (fun
 			}
 			for _, rb := range resp.GetBatches() {
 				epoch := s.epochOf(rb.GetPartition())
-				err := fromRecordBatches(rb, func(m Message) error {
-					items = append(items, streamItem{msg: m, att: ss.attachment, epoch: epoch})
-					return nil
+				err := decodeRecordBatches(rb, func() *Message {
+					items = append(items, streamItem{att: ss.attachment, epoch: epoch})
+					return &items[len(items)-1].msg
 				})
 				if err != nil {
 					return err
 				}
 			}
-			if err := push(ctx, ss, items); err != nil {
-				return err
-			}
-			if !stream.Receive() {
-				return stream.Err()
-			}
-			resp = stream.Msg()
-		}
+			return push(ctx, ss, items)
+		})
 	}, nil
 }
 

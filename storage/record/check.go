@@ -105,5 +105,9 @@ func uvarintZigzag(b []byte) (int64, int) {
 		u := uint64(b[0])
 		return int64(u>>1) ^ -int64(u&1), 1
 	}
+	if len(b) > 1 && b[1] < 0x80 { // lengths of 64..8191 bytes
+		u := uint64(b[0]&0x7f) | uint64(b[1])<<7
+		return int64(u>>1) ^ -int64(u&1), 2
+	}
 	return binary.Varint(b)
 }

@@ -181,3 +181,25 @@ func TestCheckDense(t *testing.T) {
 		t.Fatalf("non-dense batch: %v", err)
 	}
 }
+
+// TestUvarintZigzagMatchesVarint: the fast paths (one and two bytes) agree
+// with encoding/binary for every length up to 3 bytes, and on truncated
+// and overlong input.
+func TestUvarintZigzagMatchesVarint(t *testing.T) {
+	check := func(b []byte) {
+		t.Helper()
+		v, n := uvarintZigzag(b)
+		wv, wn := binary.Varint(b)
+		if v != wv || n != wn {
+			t.Fatalf("% x: got %d (%d bytes), binary.Varint %d (%d bytes)", b, v, n, wv, wn)
+		}
+	}
+	for x := int64(-1 << 21); x < 1<<21; x += 7 {
+		b := binary.AppendVarint(nil, x)
+		check(b)
+		check(append(b, 0x01, 0x80))
+		check(b[:len(b)-1])
+	}
+	check(nil)
+	check([]byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
+}

@@ -172,62 +172,111 @@ type Limits struct {
 // for each. Keys, values and header values alias batch. It checks that the
 // records fill the batch exactly and that their count matches the header.
 func Records(batch []byte, lim Limits, fn func(Record) error) error {
-	h, body, err := uncompressedBody(batch)
+	rd, err := NewReader(batch, lim)
 	if err != nil {
 		return err
 	}
-	d := decoder{buf: body}
-	for i := int32(0); i < h.NumRecords; i++ {
-		length := d.varint()
-		if d.err != nil {
-			return d.fail(i)
-		}
-		if length < 0 || length > int64(len(d.buf)) {
-			return fmt.Errorf("%w: record %d length %d, %d bytes left", ErrCorrupt, i, length, len(d.buf))
-		}
-		if lim.MaxRecordBytes > 0 && length > int64(lim.MaxRecordBytes) {
-			return fmt.Errorf("%w: record %d is %d bytes, limit %d", ErrTooLarge, i, length, lim.MaxRecordBytes)
-		}
-		rd := decoder{buf: d.buf[:length]}
-		d.buf = d.buf[length:]
-		rd.byte() // attributes
-		tsDelta := rd.varint()
-		offDelta := rd.varint()
-		r := Record{
-			Offset:    h.BaseOffset + offDelta,
-			Timestamp: h.FirstTimestamp + tsDelta,
-			Key:       rd.bytes(),
-			Value:     rd.bytes(),
-		}
-		nh := rd.varint()
-		if rd.err == nil && (nh < 0 || nh > int64(len(rd.buf))) {
-			return fmt.Errorf("%w: record %d has %d headers in %d bytes", ErrCorrupt, i, nh, len(rd.buf))
-		}
-		if nh > 0 {
-			r.Headers = make([]RecordHeader, 0, nh)
-		}
-		for j := int64(0); j < nh && rd.err == nil; j++ {
-			k := rd.bytes()
-			if k == nil && rd.err == nil {
-				rd.setErr("null header key")
-			}
-			r.Headers = append(r.Headers, RecordHeader{Key: string(k), Value: rd.bytes()})
-		}
-		if rd.err != nil {
-			return rd.fail(i)
-		}
-		if len(rd.buf) != 0 {
-			return fmt.Errorf("%w: record %d has %d trailing bytes", ErrCorrupt, i, len(rd.buf))
-		}
-		if offDelta < 0 || offDelta > int64(h.LastOffsetDelta) {
-			return fmt.Errorf("%w: record %d offset delta %d outside 0..%d", ErrCorrupt, i, offDelta, h.LastOffsetDelta)
-		}
+	var r Record
+	for rd.Next(&r) {
 		if err := fn(r); err != nil {
 			return err
 		}
 	}
-	if len(d.buf) != 0 {
-		return fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(d.buf))
+	return rd.Err()
+}
+
+// Reader walks the records of one uncompressed batch, one Next at a time,
+// with the checks of Records. It is what a hot loop uses to decode straight
+// into its own structures without a call per record.
+type Reader struct {
+	h   Header
+	lim Limits
+	d   decoder
+	i   int32
+	err error
+}
+
+// NewReader returns a Reader of batch, or the error of its header.
+func NewReader(batch []byte, lim Limits) (*Reader, error) {
+	h, body, err := uncompressedBody(batch)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{h: h, lim: lim, d: decoder{buf: body}}, nil
+}
+
+// Header is the batch's header.
+func (rd *Reader) Header() *Header { return &rd.h }
+
+// Next decodes the next record into r (keys, values and header values
+// alias the batch; r.Headers is a new slice, or nil without headers). It
+// returns false at the end of the batch or at the first error, which Err
+// then returns.
+func (rd *Reader) Next(r *Record) bool {
+	if rd.err != nil {
+		return false
+	}
+	if rd.i >= rd.h.NumRecords {
+		if len(rd.d.buf) != 0 {
+			rd.err = fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(rd.d.buf))
+		}
+		return false
+	}
+	if err := rd.next(r); err != nil {
+		rd.err = err
+		return false
+	}
+	rd.i++
+	return true
+}
+
+// Err is the error that stopped Next, or nil at a clean end.
+func (rd *Reader) Err() error { return rd.err }
+
+func (rd *Reader) next(r *Record) error {
+	i, h, d := rd.i, &rd.h, &rd.d
+	length := d.varint()
+	if d.err != nil {
+		return d.fail(i)
+	}
+	if length < 0 || length > int64(len(d.buf)) {
+		return fmt.Errorf("%w: record %d length %d, %d bytes left", ErrCorrupt, i, length, len(d.buf))
+	}
+	if rd.lim.MaxRecordBytes > 0 && length > int64(rd.lim.MaxRecordBytes) {
+		return fmt.Errorf("%w: record %d is %d bytes, limit %d", ErrTooLarge, i, length, rd.lim.MaxRecordBytes)
+	}
+	rec := decoder{buf: d.buf[:length]}
+	d.buf = d.buf[length:]
+	rec.byte() // attributes
+	tsDelta := rec.varint()
+	offDelta := rec.varint()
+	r.Offset = h.BaseOffset + offDelta
+	r.Timestamp = h.FirstTimestamp + tsDelta
+	r.Key = rec.bytes()
+	r.Value = rec.bytes()
+	r.Headers = nil
+	nh := rec.varint()
+	if rec.err == nil && (nh < 0 || nh > int64(len(rec.buf))) {
+		return fmt.Errorf("%w: record %d has %d headers in %d bytes", ErrCorrupt, i, nh, len(rec.buf))
+	}
+	if nh > 0 {
+		r.Headers = make([]RecordHeader, 0, nh)
+	}
+	for j := int64(0); j < nh && rec.err == nil; j++ {
+		k := rec.bytes()
+		if k == nil && rec.err == nil {
+			rec.setErr("null header key")
+		}
+		r.Headers = append(r.Headers, RecordHeader{Key: string(k), Value: rec.bytes()})
+	}
+	if rec.err != nil {
+		return rec.fail(i)
+	}
+	if len(rec.buf) != 0 {
+		return fmt.Errorf("%w: record %d has %d trailing bytes", ErrCorrupt, i, len(rec.buf))
+	}
+	if offDelta < 0 || offDelta > int64(h.LastOffsetDelta) {
+		return fmt.Errorf("%w: record %d offset delta %d outside 0..%d", ErrCorrupt, i, offDelta, h.LastOffsetDelta)
 	}
 	return nil
 }
