@@ -70,8 +70,8 @@ func collectBatches(out []Batches, topic string, p int, from int64, data []byte,
 }
 
 // collectWholeBatches is collectBatches for consumers, whose next take
-// starts where this one ends: past the first batch it takes only whole
-// batches. A take that ended inside a batch would send that batch again
+// starts where this one ends: past the take's first batch (out holds the
+// batches of the partitions taken before) it takes only whole batches. A take that ended inside a batch would send that batch again
 // with the next take (takes of 2,000 records over batches of 1,000 that
 // drifted off the boundaries sent half as much again as they delivered).
 func collectWholeBatches(out []Batches, topic string, p int, from int64, data []byte, limit int) ([]Batches, int, int64, error) {
@@ -81,7 +81,7 @@ func collectWholeBatches(out []Batches, topic string, p int, from int64, data []
 func gatherBatches(whole bool, out []Batches, topic string, p int, from int64, data []byte, limit int) ([]Batches, int, int64, error) {
 	start, end, until := 0, 0, from
 	err := record.Split(data, func(h record.Header, batch []byte) error {
-		if until-from >= int64(limit) || (whole && until > from && h.NextOffset()-from > int64(limit)) {
+		if until-from >= int64(limit) || (whole && (until > from || len(out) > 0) && h.NextOffset()-from > int64(limit)) {
 			return errFetchFull
 		}
 		if h.NextOffset() <= from {
@@ -113,6 +113,7 @@ func gatherBatches(whole bool, out []Batches, topic string, p int, from int64, d
 // Scratch the batches are read into it (see Scratch).
 func (e *Ephemeral) ReceiveBatches(ctx context.Context, max int, scratch *Scratch) ([]Batches, error) {
 	return waitFor(ctx, func() ([]Batches, <-chan struct{}, error) {
+		defer scratch.settle()
 		return pollEphemeral(e, max, collectWholeBatches, scratch.reset())
 	})
 }
@@ -122,6 +123,7 @@ func (e *Ephemeral) ReceiveBatches(ctx context.Context, max int, scratch *Scratc
 // batches are read into it (see Scratch).
 func (m *StreamMember) FetchBatches(ctx context.Context, max int, scratch *Scratch) ([]Batches, error) {
 	return waitFor(ctx, func() ([]Batches, <-chan struct{}, error) {
+		defer scratch.settle()
 		return fetchStream(m, max, collectWholeBatches, scratch.reset())
 	})
 }
@@ -132,15 +134,16 @@ func (m *StreamMember) FetchBatches(ctx context.Context, max int, scratch *Scrat
 // and the garbage collector the work. The Batches of a take that used a
 // Scratch are valid only until the next take with it. The zero value is
 // ready to use; a nil *Scratch lends nothing. It grows to what the takes
-// need, up to 4 MiB.
+// read, up to 4 MiB, and lets go of its memory when a poll finds nothing
+// to take: a consumer that keeps up, or waits, holds none.
 type Scratch struct {
 	buf   []byte
-	short int // bytes the last take read elsewhere, for lack of room
+	short int // bytes the last poll read elsewhere, for lack of room
 }
 
 const maxScratch = 4 << 20
 
-// reset readies s for a take: it forgets what the last take read, and
+// reset readies s for a poll: it forgets what the last poll read, and
 // grows when that did not fit.
 func (s *Scratch) reset() *Scratch {
 	if s == nil {
@@ -151,6 +154,14 @@ func (s *Scratch) reset() *Scratch {
 	}
 	s.buf, s.short = s.buf[:0], 0
 	return s
+}
+
+// settle lets the memory go after a poll that read nothing: the consumer
+// is about to wait.
+func (s *Scratch) settle() {
+	if s != nil && len(s.buf) == 0 && s.short == 0 {
+		s.buf = nil
+	}
 }
 
 // read reads l at offset into s's free room when it fits there (see

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -209,50 +210,85 @@ func TestReadAsBatchesMatchesRead(t *testing.T) {
 }
 
 // TestTakesSendEachBatchOnce: a consumer's takes of batches end on batch
-// boundaries once they hold a whole batch, so consecutive takes never send
-// one stored batch twice, and a Scratch lends the same memory to each take.
+// boundaries once they hold a batch, in the partition they started with
+// and in those taken after it, so consecutive takes never send one stored
+// batch twice; and a Scratch lends the same memory to each take.
 func TestTakesSendEachBatchOnce(t *testing.T) {
-	b := openBroker(t, t.TempDir(), Options{DefaultFsync: "never"})
-	createTopic(t, b, "w", TopicConfig{})
-	e, _ := b.SubscribeEphemeral("w", EphemeralOptions{Buffer: 1 << 30})
-	defer e.Close()
 	sizes := []int{100, 100, 37, 100, 100, 100, 61, 100, 100, 100}
-	total, stored := 0, 0
-	for i, n := range sizes {
-		msgs := make([]Message, n)
-		for j := range msgs {
-			msgs[j] = Message{Value: fmt.Appendf(nil, "%d-%d", i, j)}
-		}
-		publish(t, b, "w", msgs...)
-		total += n
-	}
-	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
-	defer cancel()
-	var scratch Scratch
-	var got []Message
-	var first *byte // of the second take: the first finds the scratch empty
-	for takes := 0; len(got) < total; takes++ {
-		bs, err := e.ReceiveBatches(ctx, 250, &scratch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, bb := range bs {
-			stored += len(bb.Data)
-		}
-		switch {
-		case takes == 1:
-			first = &bs[0].Data[0]
-		case takes > 1 && &bs[0].Data[0] != first:
-			t.Fatalf("a take at %d did not read into the scratch of the first", bs[0].From)
-		}
-		got = append(got, decodeBatches(t, bs)...)
-	}
-	for i, m := range got {
-		if m.Offset != int64(i) {
-			t.Fatalf("message %d has offset %d", i, m.Offset)
-		}
-	}
-	if size := b.topics["w"].parts[0].Size(); int64(stored) != size {
-		t.Fatalf("takes sent %d bytes of batches, %d stored: some batch went twice", stored, size)
+	for _, kind := range []string{"ephemeral", "stream"} {
+		t.Run(kind, func(t *testing.T) {
+			b := openBroker(t, t.TempDir(), Options{DefaultFsync: "never"})
+			createTopic(t, b, "w", TopicConfig{Partitions: 2})
+			if _, err := b.CreateSubscription(bg, "w", "s", SubscriptionConfig{Kind: KindStream, StartAt: StartEarliest}); err != nil {
+				t.Fatal(err)
+			}
+			e, _ := b.SubscribeEphemeral("w", EphemeralOptions{Buffer: 1 << 30})
+			defer e.Close()
+			total := 0
+			for i, n := range sizes {
+				for p := range 2 {
+					msgs := make([]Message, n)
+					for j := range msgs {
+						msgs[j] = Message{Value: fmt.Appendf(nil, "%d-%d-%d", p, i, j)}
+					}
+					if _, err := b.PublishTo(bg, "w", p, msgs...); err != nil {
+						t.Fatal(err)
+					}
+					total += n
+				}
+			}
+			m, err := b.JoinStream("w", "s", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Leave()
+			take := func(ctx context.Context, n int, s *Scratch) ([]Batches, error) {
+				if kind == "stream" {
+					return m.FetchBatches(ctx, n, s)
+				}
+				return e.ReceiveBatches(ctx, n, s)
+			}
+			ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+			defer cancel()
+			var scratch Scratch
+			var got []Message
+			sent := 0
+			var first *byte // of the second take: the first finds the scratch empty
+			for takes := 0; len(got) < total; takes++ {
+				bs, err := take(ctx, 250, &scratch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, bb := range bs {
+					sent += len(bb.Data)
+				}
+				switch {
+				case takes == 1:
+					first = &bs[0].Data[0]
+				case takes > 1 && &bs[0].Data[0] != first:
+					t.Fatalf("take %d at %d did not read into the scratch of the second", takes, bs[0].From)
+				}
+				got = append(got, decodeBatches(t, bs)...)
+			}
+			next := map[int]int64{}
+			for _, m := range got {
+				if m.Offset != next[m.Partition] {
+					t.Fatalf("partition %d: offset %d, expected %d", m.Partition, m.Offset, next[m.Partition])
+				}
+				next[m.Partition]++
+			}
+			if stored := b.topics["w"].parts[0].Size() + b.topics["w"].parts[1].Size(); int64(sent) != stored {
+				t.Fatalf("takes sent %d bytes of batches, %d stored: some batch went twice", sent, stored)
+			}
+			// Caught up: a poll that finds nothing lets the memory go.
+			wctx, wcancel := context.WithTimeout(bg, 20*time.Millisecond)
+			defer wcancel()
+			if bs, err := take(wctx, 250, &scratch); len(bs) != 0 || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("take when caught up: %d batches, %v", len(bs), err)
+			}
+			if scratch.buf != nil {
+				t.Fatalf("an idle consumer's scratch holds %d bytes", cap(scratch.buf))
+			}
+		})
 	}
 }

@@ -29,8 +29,9 @@ func (l *Log) Read(offset int64, maxBytes int) (ReadResult, error) {
 }
 
 // ReadInto is Read into dst's spare capacity when the read fits there:
-// Data is then dst[len(dst):len(dst)+len(Data)]. Otherwise Data is new
-// memory, as with Read. A caller that reads again and again lends the same
+// Data is then dst[len(dst):len(dst)+len(Data)], and any of the spare
+// capacity may have been written (the read may bring more than it keeps).
+// Otherwise Data is new memory, as with Read. A caller that reads again and again lends the same
 // memory each time and spares the allocation and the garbage collector.
 func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int) (ReadResult, error) {
 	l.mu.RLock()

@@ -196,13 +196,14 @@ type Reader struct {
 	err error
 }
 
-// NewReader returns a Reader of batch, or the error of its header.
-func NewReader(batch []byte, lim Limits) (*Reader, error) {
+// NewReader returns a Reader of batch, or the error of its header. It is
+// a value, so that a loop's Reader lives on its stack.
+func NewReader(batch []byte, lim Limits) (Reader, error) {
 	h, body, err := uncompressedBody(batch)
 	if err != nil {
-		return nil, err
+		return Reader{}, err
 	}
-	return &Reader{h: h, lim: lim, d: decoder{buf: body}}, nil
+	return Reader{h: h, lim: lim, d: decoder{buf: body}}, nil
 }
 
 // Header is the batch's header.
