@@ -428,6 +428,46 @@ func (b *Broker) SeekStream(ctx context.Context, topicName, sub string, partitio
 	return nil
 }
 
+// CommitStream records committed offsets (the next offset to read) of a
+// stream subscription for the partitions named, in one write, without a
+// member: for a front door whose clients assign partitions themselves (a
+// Kafka consumer group). Unlike SeekStream it leaves the positions of the
+// subscription's own members alone. An offset must lie in 0..end of its
+// partition.
+func (b *Broker) CommitStream(ctx context.Context, topicName, sub string, offsets map[int]int64) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	s, err := b.streamSub(topicName, sub)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.syncPartitions()
+	var mb meta.Batch
+	for p, o := range offsets {
+		if p < 0 || p >= len(s.t.parts) {
+			return fmt.Errorf("%w: %d of %s", ErrUnknownPartition, p, topicName)
+		}
+		if end := s.t.parts[p].VisibleOffset(); o < 0 || o > end {
+			return fmt.Errorf("%w: offset %d of partition %d outside 0..%d", ErrOffsetOutOfRange, o, p, end)
+		}
+		mb.Put(offsetKey(s.rec.Topic, s.rec.Name, p), encodeOffset(o))
+	}
+	if err := b.apply(&mb, meta.Written); err != nil {
+		return fmt.Errorf("commit: %w", mapStorageErr(err))
+	}
+	for p, o := range offsets {
+		s.committed[p].Store(o)
+	}
+	if s.t.rec.Config.Retention.Work {
+		for p := range offsets {
+			s.t.setWorkFloor(p)
+		}
+	}
+	return nil
+}
+
 // info describes the subscription; Backlog is the lag. Called with b.mu held.
 func (s *streamSub) info() SubscriptionInfo {
 	s.mu.Lock()

@@ -246,3 +246,43 @@ func TestStreamGroupProperties(t *testing.T) {
 		}
 	})
 }
+
+// TestCommitStream: offsets committed without a member are what the
+// subscription describes, survive a reopen, and bad ones are refused
+// with nothing written.
+func TestCommitStream(t *testing.T) {
+	dir := t.TempDir()
+	b := openBroker(t, dir, Options{DefaultFsync: "never"})
+	createTopic(t, b, "k", TopicConfig{Partitions: 2})
+	for range 5 {
+		publish(t, b, "k", Message{Value: []byte("v")})
+	}
+	if _, err := b.CreateSubscription(bg, "k", "g", SubscriptionConfig{Kind: KindStream, StartAt: StartEarliest}); err != nil {
+		t.Fatal(err)
+	}
+	end0 := b.topics["k"].parts[0].VisibleOffset()
+	if err := b.CommitStream(bg, "k", "g", map[int]int64{0: end0, 1: 0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []map[int]int64{{0: end0 + 1}, {2: 0}, {0: -1}} {
+		if err := b.CommitStream(bg, "k", "g", bad); err == nil {
+			t.Fatalf("commit %v accepted", bad)
+		}
+	}
+	if err := b.CommitStream(bg, "k", "nope", map[int]int64{0: 0}); !errors.Is(err, ErrUnknownSubscription) {
+		t.Fatalf("commit to an unknown subscription: %v", err)
+	}
+	check := func(b *Broker) {
+		t.Helper()
+		si, err := b.DescribeSubscription("k", "g")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if si.Partitions[0].Committed != end0 || si.Partitions[0].Backlog != 0 || si.Partitions[1].Committed != 0 {
+			t.Fatalf("described %+v, committed %d and 0", si.Partitions, end0)
+		}
+	}
+	check(b)
+	b.Close()
+	check(openBroker(t, dir, Options{DefaultFsync: "never"}))
+}
