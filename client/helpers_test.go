@@ -23,6 +23,7 @@ func startServer(t testing.TB, dir, addr string) *server.Server {
 	cfg := server.Defaults()
 	cfg.DataDir = dir
 	cfg.HTTPAddr = addr
+	cfg.KafkaAddr = "off"
 	cfg.Fsync = "never"
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -29,6 +29,7 @@ func startServerWith(t *testing.T, edit func(*server.Config)) *server.Server {
 	cfg := server.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.KafkaAddr = "127.0.0.1:0"
 	cfg.Fsync = "never"
 	if edit != nil {
 		edit(&cfg)

@@ -194,6 +194,17 @@ func (b *Broker) OffsetForTime(topicName string, partition int, t time.Time) (in
 	return off, err
 }
 
+// WaitForOffset waits until a partition has a record at offset (the
+// visible end is beyond it), or ctx ends: the long poll of a reader that
+// watches several partitions at once.
+func (b *Broker) WaitForOffset(ctx context.Context, topicName string, partition int, offset int64) error {
+	l, err := b.partitionLog(topicName, partition)
+	if err != nil {
+		return err
+	}
+	return l.Wait(ctx, offset)
+}
+
 // partitionLog returns a partition's log. The log stays usable after the
 // broker's lock is released; if the topic is deleted meanwhile, its calls
 // fail with the log's ErrClosed.

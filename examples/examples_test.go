@@ -119,6 +119,7 @@ func startServer(t *testing.T) *server.Server {
 	cfg := server.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.KafkaAddr = "127.0.0.1:0"
 	s, err := server.Start(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

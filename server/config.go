@@ -42,6 +42,15 @@ type Config struct {
 	// SendTimeout is how long a stream may wait on a client that does not
 	// read before it ends the stream; 30s by default.
 	SendTimeout Duration `toml:"send_timeout"`
+	// KafkaAddr is where the Kafka front door listens; 127.0.0.1:9092 by
+	// default, "off" for none.
+	KafkaAddr string `toml:"kafka_addr"`
+	// KafkaAdvertisedAddr is the host:port Kafka clients are told to
+	// connect to; the listener's address when empty.
+	KafkaAdvertisedAddr string `toml:"kafka_advertised_addr"`
+	// KafkaAutoCreateTopics creates a topic a Kafka client names and that
+	// does not exist (Kafka's auto.create.topics.enable); true by default.
+	KafkaAutoCreateTopics bool `toml:"kafka_auto_create_topics"`
 }
 
 // Duration is a time.Duration written as text ("30s") in the config file.
@@ -70,6 +79,9 @@ func Defaults() Config {
 		MaxStreams:      1024,
 		MaxCredit:       10000,
 		SendTimeout:     Duration{30 * time.Second},
+
+		KafkaAddr:             "127.0.0.1:9092",
+		KafkaAutoCreateTopics: true,
 	}
 }
 
@@ -88,6 +100,10 @@ var envNames = map[string]string{
 	"max_streams":       "FERRY_MAX_STREAMS",
 	"max_credit":        "FERRY_MAX_CREDIT",
 	"send_timeout":      "FERRY_SEND_TIMEOUT",
+
+	"kafka_addr":               "FERRY_KAFKA_ADDR",
+	"kafka_advertised_addr":    "FERRY_KAFKA_ADVERTISED_ADDR",
+	"kafka_auto_create_topics": "FERRY_KAFKA_AUTO_CREATE_TOPICS",
 }
 
 // Load builds the configuration: defaults, then the config file (when path
@@ -144,6 +160,16 @@ func (c *Config) set(name, v string) error {
 		return setInt(&c.MaxStreams, v)
 	case "max_credit":
 		return setInt(&c.MaxCredit, v)
+	case "kafka_addr":
+		c.KafkaAddr = v
+	case "kafka_advertised_addr":
+		c.KafkaAdvertisedAddr = v
+	case "kafka_auto_create_topics":
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		c.KafkaAutoCreateTopics = b
 	default:
 		return fmt.Errorf("unknown setting %q", name)
 	}
@@ -167,6 +193,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTPAddr == "" {
 		errs = append(errs, errors.New("http_addr is empty"))
+	}
+	if c.KafkaAddr == "" {
+		errs = append(errs, errors.New(`kafka_addr is empty (say "off" for no Kafka listener)`))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log_format %q: want text or json", c.LogFormat))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferrymq/ferry/engine"
+	"github.com/ferrymq/ferry/protocol/kafka"
 	"github.com/ferrymq/ferry/protocol/native"
 )
 
@@ -27,7 +28,11 @@ type Server struct {
 	http   *http.Server
 	ln     net.Listener
 	done   chan error
-	ready  atomic.Bool
+
+	kafka     *kafka.Server // nil when off
+	kafkaLn   net.Listener
+	kafkaDone chan error
+	ready     atomic.Bool
 }
 
 // Start opens the engine (recovering the data folder) and starts listening.
@@ -48,7 +53,21 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		b.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	s := &Server{cfg: cfg, log: logger, broker: b, ln: ln, done: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: logger, broker: b, ln: ln, done: make(chan error, 1), kafkaDone: make(chan error, 1)}
+	if cfg.KafkaAddr != "off" {
+		kln, err := net.Listen("tcp", cfg.KafkaAddr)
+		if err != nil {
+			ln.Close()
+			b.Close()
+			return nil, fmt.Errorf("kafka: listen on %s: %w", cfg.KafkaAddr, err)
+		}
+		s.kafkaLn = kln
+		s.kafka = kafka.New(b, kafka.Options{
+			AdvertisedAddr:   cfg.KafkaAdvertisedAddr,
+			AutoCreateTopics: cfg.KafkaAutoCreateTopics,
+			Logger:           logger,
+		})
+	}
 	s.native = native.New(b, native.Options{
 		MaxRequestBytes: cfg.MaxRequestBytes,
 		MaxStreams:      cfg.MaxStreams,
@@ -72,14 +91,27 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
+	kafkaAt := "off"
+	if s.kafka != nil {
+		go func() { s.kafkaDone <- s.kafka.Serve(s.kafkaLn) }()
+		kafkaAt = s.KafkaAddr()
+	}
 	s.ready.Store(true)
-	logger.Info("ferry started", "http", "http://"+s.Addr(), "data_dir", cfg.DataDir,
+	logger.Info("ferry started", "http", "http://"+s.Addr(), "kafka", kafkaAt, "data_dir", cfg.DataDir,
 		"fsync", cfg.Fsync, "startup", time.Since(started).Round(time.Millisecond))
 	return s, nil
 }
 
 // Addr is the address the HTTP listener is bound to.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// KafkaAddr is the address the Kafka listener is bound to, "" when off.
+func (s *Server) KafkaAddr() string {
+	if s.kafkaLn == nil {
+		return ""
+	}
+	return s.kafkaLn.Addr().String()
+}
 
 // Broker is the engine the server serves.
 func (s *Server) Broker() *engine.Broker { return s.broker }
@@ -93,6 +125,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// server's shutdown waits only for calls in progress (publishes).
 	s.native.Drain()
 	var errs []error
+	if s.kafka != nil {
+		// Kafka requests in progress are answered or cut; clients retry
+		// (a produce not answered was not acknowledged).
+		s.kafka.Close()
+		if err := <-s.kafkaDone; err != nil {
+			errs = append(errs, fmt.Errorf("kafka: %w", err))
+		}
+	}
 	if err := s.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http: %w", err))
 	}

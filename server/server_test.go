@@ -17,6 +17,7 @@ func testConfig(t *testing.T) Config {
 	c := Defaults()
 	c.DataDir = t.TempDir()
 	c.HTTPAddr = "127.0.0.1:0"
+	c.KafkaAddr = "127.0.0.1:0"
 	return c
 }
 
@@ -118,6 +119,7 @@ func TestConfigPrecedence(t *testing.T) {
 // c2Fixed is c with an ephemeral port again.
 func c2Fixed(c Config) Config {
 	c.HTTPAddr = "127.0.0.1:0"
+	c.KafkaAddr = "127.0.0.1:0"
 	return c
 }
 

@@ -27,6 +27,7 @@ func benchClient(b *testing.B, fsync string, opts ...client.Option) (*client.Cli
 	cfg := server.Defaults()
 	cfg.DataDir = b.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.KafkaAddr = "127.0.0.1:0"
 	cfg.Fsync = fsync
 	s, err := server.Start(cfg, nil)
 	if err != nil {

@@ -25,6 +25,7 @@ func startServer(t *testing.T, edit ...func(*server.Config)) (*server.Server, st
 	cfg := server.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.KafkaAddr = "127.0.0.1:0"
 	for _, e := range edit {
 		e(&cfg)
 	}

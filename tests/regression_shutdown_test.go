@@ -21,6 +21,7 @@ func reviewStart(t *testing.T) (*server.Server, string) {
 	cfg := server.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.KafkaAddr = "127.0.0.1:0"
 	s, err := server.Start(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

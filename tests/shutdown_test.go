@@ -23,6 +23,7 @@ func TestShutdownUnderLoadKeepsAcknowledged(t *testing.T) {
 	cfg := server.Defaults()
 	cfg.DataDir = dir
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.KafkaAddr = "127.0.0.1:0"
 	s, err := server.Start(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func StartFerry(ctx context.Context, bin, fsync string, opts Options) (*Process,
 	}
 	return startBinary(ctx, bin, "ferry", opts, func(port int, dir string) []string {
 		return []string{"serve", "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:" + strconv.Itoa(port),
-			"--fsync", fsync, "--log-level", "warn"}
+			"--kafka-addr", "off", "--fsync", fsync, "--log-level", "warn"}
 	}, func(ctx context.Context, addr string) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
 		if err != nil {

@@ -104,6 +104,7 @@ func Start(ctx context.Context, name string, env Env) (*Instance, error) {
 		in.stop = append(in.stop, func() error { return os.RemoveAll(dir) })
 		cfg := server.Defaults()
 		cfg.DataDir, cfg.HTTPAddr, cfg.Fsync = dir, "127.0.0.1:0", fsync
+		cfg.KafkaAddr = "off"
 		s, serr := server.Start(cfg, nil)
 		if serr != nil {
 			return fail(serr)

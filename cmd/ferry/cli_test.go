@@ -46,6 +46,7 @@ func startBroker(t *testing.T) *testBroker {
 	cfg := server.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.KafkaAddr = "127.0.0.1:0"
 	cfg.Fsync = "never" // the tests are about the CLI, not the disk
 	s, err := server.Start(cfg, nil)
 	if err != nil {

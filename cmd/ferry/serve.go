@@ -21,8 +21,9 @@ func newServeCmd() *cobra.Command {
 The HTTP listener serves the native API (ferry.v1 over Connect, gRPC and
 gRPC-Web, with JSON or protobuf; HTTP/1.1 and unencrypted HTTP/2), /healthz
 (the process is alive) and /readyz (storage is open and recovered, the broker
-accepts work). The protocol front doors are being built (see the README's
-status table).
+accepts work). The Kafka listener (--kafka-addr, 127.0.0.1:9092 by default)
+serves Kafka clients (docs/kafka.md). The other protocol front doors are
+being built (see the README's status table).
 
 Settings come from, in rising order of precedence: the defaults, a TOML
 config file (--config or FERRY_CONFIG), FERRY_* environment variables, and
@@ -34,6 +35,8 @@ the flags below. The config file uses the flag names with underscores:
   fsync = "always"
   shutdown_timeout = "30s"
   max_request_bytes = 8388608
+  kafka_addr = ":9092"
+  kafka_advertised_addr = "broker1.example.com:9092"
 
 SIGINT or SIGTERM shuts down gracefully (stop accepting, finish what is in
 progress, flush, close); a second signal exits at once.`,
@@ -44,7 +47,8 @@ progress, flush, close); a second signal exits at once.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := map[string]string{}
 			for _, name := range []string{"data-dir", "http-addr", "log-format", "log-level", "fsync", "shutdown-timeout",
-				"max-request-bytes", "max-streams", "max-credit", "send-timeout"} {
+				"max-request-bytes", "max-streams", "max-credit", "send-timeout",
+				"kafka-addr", "kafka-advertised-addr", "kafka-auto-create-topics"} {
 				if f := cmd.Flags().Lookup(name); f.Changed {
 					flags[underscore(name)] = f.Value.String()
 				}
@@ -72,6 +76,9 @@ progress, flush, close); a second signal exits at once.`,
 	f.Int("max-streams", d.MaxStreams, "native API streams open at once (env FERRY_MAX_STREAMS)")
 	f.Int("max-credit", d.MaxCredit, "largest credit of one consumer, messages sent ahead (env FERRY_MAX_CREDIT)")
 	f.String("send-timeout", d.SendTimeout.String(), "end a stream whose client reads nothing for this long (env FERRY_SEND_TIMEOUT)")
+	f.String("kafka-addr", d.KafkaAddr, `Kafka listener, or "off" (env FERRY_KAFKA_ADDR)`)
+	f.String("kafka-advertised-addr", d.KafkaAdvertisedAddr, "host:port Kafka clients are told to connect to; the listener's when empty (env FERRY_KAFKA_ADVERTISED_ADDR)")
+	f.Bool("kafka-auto-create-topics", d.KafkaAutoCreateTopics, "create a topic a Kafka client names that does not exist (env FERRY_KAFKA_AUTO_CREATE_TOPICS)")
 	return cmd
 }
 

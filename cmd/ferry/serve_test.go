@@ -27,7 +27,7 @@ func TestServeChild(t *testing.T) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCmd()
-	root.SetArgs([]string{"serve", "--data-dir", dir, "--http-addr", "127.0.0.1:0"})
+	root.SetArgs([]string{"serve", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0"})
 	os.Exit(exitCode(root.ExecuteContext(ctx)))
 }
 

@@ -1,0 +1,215 @@
+package kafka
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"reflect"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is one client connection. Requests are served one at a time, in
+// order, as Kafka does (a broker reads a connection's next request once it
+// has answered the last), so responses go out in the order asked.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	r      *bufio.Reader
+	w      *bufio.Writer
+	ctx    context.Context
+	cancel context.CancelFunc
+	apis   map[int16]api
+
+	clientID string
+	buf      []byte // the request being served
+	out      []byte // the response being built
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{s: s, nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10), apis: s.apis()}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	return c
+}
+
+// header is a request header (v1, or v2 with tagged fields when the
+// request's version is flexible).
+type header struct {
+	key, version int16
+	correlation  int32
+	clientID     string
+}
+
+// errFrame ends a connection whose bytes are not Kafka requests: there is
+// no telling where its next request would start.
+var errFrame = errors.New("bad frame")
+
+func (c *conn) serve() {
+	defer c.nc.Close()
+	defer c.cancel()
+	for {
+		err := c.serveOne()
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && c.ctx.Err() == nil {
+			c.s.log.Info("kafka: closing connection", "remote", c.nc.RemoteAddr().String(), "client_id", c.clientID, "err", err)
+		}
+		return
+	}
+}
+
+// serveOne reads one request and writes its response.
+func (c *conn) serveOne() error {
+	var size [4]byte
+	if _, err := io.ReadFull(c.r, size[:]); err != nil {
+		return err
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < 8 || int(n) > c.s.opts.MaxRequestBytes {
+		return fmt.Errorf("%w: request of %d bytes (limit %d)", errFrame, n, c.s.opts.MaxRequestBytes)
+	}
+	if cap(c.buf) < int(n) {
+		c.buf = make([]byte, n)
+	}
+	c.buf = c.buf[:n]
+	if _, err := io.ReadFull(c.r, c.buf); err != nil {
+		return err
+	}
+	h, body, err := c.parseHeader(c.buf)
+	if err != nil {
+		return err
+	}
+	c.clientID = h.clientID
+	resp, err := c.dispatch(h, body)
+	if cap(c.buf) > 1<<20 {
+		c.buf = nil // nor a large produce's
+	}
+	if err != nil {
+		return err
+	}
+	if resp == nil {
+		return nil // acks 0: no response
+	}
+	return c.write(h, resp)
+}
+
+// parseHeader splits a request into its header and body.
+func (c *conn) parseHeader(b []byte) (header, []byte, error) {
+	h := header{
+		key:         int16(binary.BigEndian.Uint16(b[0:])),
+		version:     int16(binary.BigEndian.Uint16(b[2:])),
+		correlation: int32(binary.BigEndian.Uint32(b[4:])),
+	}
+	b = b[8:]
+	if len(b) < 2 {
+		return h, nil, fmt.Errorf("%w: header ends before the client id", errFrame)
+	}
+	if l := int16(binary.BigEndian.Uint16(b)); l >= 0 {
+		if len(b) < 2+int(l) {
+			return h, nil, fmt.Errorf("%w: client id of %d bytes, %d left", errFrame, l, len(b)-2)
+		}
+		h.clientID = string(b[2 : 2+l])
+		b = b[2+l:]
+	} else {
+		b = b[2:]
+	}
+	if req := kmsg.RequestForKey(h.key); req != nil && h.version >= 0 && h.version <= req.MaxVersion() {
+		req.SetVersion(h.version)
+		if req.IsFlexible() {
+			rest, err := skipTags(b)
+			if err != nil {
+				return h, nil, fmt.Errorf("%w: request header tags: %v", errFrame, err)
+			}
+			b = rest
+		}
+	}
+	return h, b, nil
+}
+
+// skipTags skips a tagged-field section (KIP-482).
+func skipTags(b []byte) ([]byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 {
+		return nil, errors.New("bad tag count")
+	}
+	b = b[k:]
+	for range n {
+		if _, k = binary.Uvarint(b); k <= 0 {
+			return nil, errors.New("bad tag")
+		}
+		b = b[k:]
+		size, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < size {
+			return nil, errors.New("bad tag size")
+		}
+		b = b[k+int(size):]
+	}
+	return b, nil
+}
+
+// dispatch decodes the body and runs the API's handler. A request whose
+// key or version is not served gets UNSUPPORTED_VERSION.
+func (c *conn) dispatch(h header, body []byte) (kmsg.Response, error) {
+	a, ok := c.apis[h.key]
+	if !ok || h.version < a.min || h.version > a.max {
+		return c.unsupported(h)
+	}
+	req := kmsg.RequestForKey(h.key)
+	req.SetVersion(h.version)
+	if err := req.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("%w: %s v%d: %v", errFrame, kmsg.NameForKey(h.key), h.version, err)
+	}
+	return a.handle(c, req)
+}
+
+// unsupported answers a key or version not served. ApiVersions answers at
+// version 0 with the versions served, so the client can pick one (as
+// Kafka does); others get their response with UNSUPPORTED_VERSION as the
+// top-level error when the response has one, and nothing in their lists
+// otherwise. A version beyond what the codec knows cannot be answered in
+// its own format: that connection is closed.
+func (c *conn) unsupported(h header) (kmsg.Response, error) {
+	if h.key == kmsg.ApiVersions.Int16() {
+		resp := c.apiVersions()
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		resp.SetVersion(0)
+		return resp, nil
+	}
+	req := kmsg.RequestForKey(h.key)
+	if req == nil || h.version < 0 || h.version > req.MaxVersion() {
+		return nil, fmt.Errorf("%w: api key %d version %d is not one this broker knows", errFrame, h.key, h.version)
+	}
+	resp := req.ResponseKind()
+	resp.SetVersion(h.version)
+	if f := reflect.ValueOf(resp).Elem().FieldByName("ErrorCode"); f.IsValid() && f.Kind() == reflect.Int16 {
+		f.SetInt(int64(kerr.UnsupportedVersion.Code))
+	}
+	c.s.log.Debug("kafka: unsupported request", "api", kmsg.NameForKey(h.key), "version", h.version, "client_id", c.clientID)
+	return resp, nil
+}
+
+// write sends resp: its size, the correlation id, the header's tagged
+// fields when flexible (never for ApiVersions), then the body.
+func (c *conn) write(h header, resp kmsg.Response) error {
+	out := append(c.out[:0], 0, 0, 0, 0)
+	out = binary.BigEndian.AppendUint32(out, uint32(h.correlation))
+	if resp.IsFlexible() && resp.Key() != kmsg.ApiVersions.Int16() {
+		out = append(out, 0)
+	}
+	out = resp.AppendTo(out)
+	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
+	c.out = out
+	if _, err := c.w.Write(out); err != nil {
+		return err
+	}
+	if cap(c.out) > 1<<20 {
+		c.out = nil // a large fetch's memory is not kept by an idle connection
+	}
+	return c.w.Flush()
+}

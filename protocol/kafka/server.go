@@ -1,0 +1,187 @@
+package kafka
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ferrymq/ferry/engine"
+)
+
+// Options configure the Kafka front door.
+type Options struct {
+	// AdvertisedAddr is the host:port that Metadata tells clients to
+	// connect to; the listener's address when empty (with the machine's
+	// host name when it listens on every interface).
+	AdvertisedAddr string
+	// MaxRequestBytes bounds one request; 100 MiB when 0 (Kafka's
+	// socket.request.max.bytes).
+	MaxRequestBytes int
+	// AutoCreateTopics creates a topic that a Metadata request (with
+	// allow_auto_topic_creation) or a Produce names and that does not exist,
+	// as Kafka's auto.create.topics.enable.
+	AutoCreateTopics bool
+	// Logger receives connection errors; none when nil.
+	Logger *slog.Logger
+}
+
+// nodeID is this broker's id in Metadata: one broker leads every partition.
+const nodeID = 0
+
+// Server serves the Kafka protocol for one engine.
+type Server struct {
+	b    *engine.Broker
+	opts Options
+	log  *slog.Logger
+
+	advertised struct {
+		host string
+		port int32
+	}
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[*conn]struct{}
+	wg     sync.WaitGroup
+	closed bool
+}
+
+// New returns a Kafka front door for b; Serve starts it on a listener.
+func New(b *engine.Broker, opts Options) *Server {
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = 100 << 20
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{b: b, opts: opts, log: log, conns: map[*conn]struct{}{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Serve accepts connections on ln until Close. It returns nil after Close.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.advertise(ln.Addr()); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.ln = ln
+	s.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// advertise works out the address Metadata gives.
+func (s *Server) advertise(addr net.Addr) error {
+	hostport := s.opts.AdvertisedAddr
+	if hostport == "" {
+		hostport = addr.String()
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return fmt.Errorf("kafka advertised address %q: %w", hostport, err)
+	}
+	p, err := strconv.ParseInt(port, 10, 32)
+	if err != nil || p <= 0 || p > 65535 {
+		return fmt.Errorf("kafka advertised address %q: bad port", hostport)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if host, err = os.Hostname(); err != nil {
+			return fmt.Errorf("kafka advertised address: listening on every interface, and no host name: %w", err)
+		}
+	}
+	s.advertised.host, s.advertised.port = host, int32(p)
+	return nil
+}
+
+// Close stops accepting, closes every connection and waits for them.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.cancel()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// api is one served API key: the versions served and its handler, which
+// gets the decoded request and returns the response to send (nil for none:
+// a Produce with acks 0).
+type api struct {
+	min, max int16
+	handle   func(c *conn, req kmsg.Request) (kmsg.Response, error)
+}
+
+// apis lists what is served, by key. ApiVersions answers from it.
+func (s *Server) apis() map[int16]api {
+	return map[int16]api{
+		kmsg.ApiVersions.Int16(): {0, 3, handleApiVersions},
+		kmsg.Metadata.Int16():    {0, 12, handleMetadata},
+		kmsg.Produce.Int16():     {3, 9, handleProduce},
+		kmsg.Fetch.Int16():       {4, 12, handleFetch},
+		kmsg.ListOffsets.Int16(): {1, 7, handleListOffsets},
+	}
+}
+
+// topicID is a topic's 16-byte id for the versions that carry one: a hash
+// of its name and Ferry id, so it is the same on every call and differs for
+// a topic deleted and created again.
+func topicID(ti engine.TopicInfo) [16]byte {
+	sum := sha256.Sum256([]byte(ti.Name + "\x00" + ti.ID))
+	var id [16]byte
+	copy(id[:], sum[:16])
+	return id
+}
