@@ -39,14 +39,29 @@ func consumeN(t *testing.T, kc *kgo.Client, n int) []*kgo.Record {
 	return out
 }
 
-// TestKafkaProduceConsume: franz-go produces to a topic it creates on first
-// use (keys, headers, several partitions) and consumes everything back
-// from the start, in order per partition.
+// TestKafkaProduceConsume: franz-go produces to a topic of 3 partitions
+// (keys, headers, its default snappy compression) and consumes everything
+// back from the start, in order per partition; a topic it names that does
+// not exist is created on first use.
 func TestKafkaProduceConsume(t *testing.T) {
-	s, _ := startServer(t)
+	s, base := startServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	c, err := client.New(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.CreateTopic(ctx, "kp", client.TopicConfig{Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
 	prod := kafkaClient(t, s.KafkaAddr(), kgo.DefaultProduceTopic("kp"), kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "auto", Value: []byte("first")}).FirstErr(); err != nil {
+		t.Fatalf("produce to a new topic: %v", err)
+	}
+	if ti, err := c.DescribeTopic(ctx, "auto"); err != nil || len(ti.Partitions) != 1 {
+		t.Fatalf("auto-created topic: %+v, %v", ti, err)
+	}
 	const n = 300
 	for i := range n {
 		r := &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%7), Value: fmt.Appendf(nil, "v%d", i),
@@ -78,8 +93,8 @@ func TestKafkaProduceConsume(t *testing.T) {
 		}
 		seen[string(r.Value)] = true
 	}
-	if len(seen) != n {
-		t.Fatalf("%d distinct records of %d", len(seen), n)
+	if len(seen) != n || len(next) != 3 {
+		t.Fatalf("%d distinct records of %d, from %d partitions", len(seen), n, len(next))
 	}
 }
 
