@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferrymq/ferry/internal/clock"
+	"github.com/ferrymq/ferry/storage/record"
 	"github.com/ferrymq/ferry/storage/vfs"
 )
 
@@ -510,4 +511,77 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestPublishBatch: a producer's batch is stored byte for byte (but its
+// base offset) and read back as its records; records with ferry-id go
+// through publish deduplication; bad batches are refused with nothing
+// stored.
+func TestPublishBatch(t *testing.T) {
+	b := openBroker(t, t.TempDir(), Options{DefaultFsync: "never"})
+	createTopic(t, b, "pb", TopicConfig{Partitions: 2})
+	var bl record.Builder
+	for i := range 3 {
+		bl.Add(record.Record{Timestamp: 1700000000000 + int64(i), Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", i),
+			Headers: []record.RecordHeader{{Key: "h", Value: []byte("x")}}})
+	}
+	batch := bl.Build()
+	stored := bytes.Clone(batch)
+	off, err := b.PublishBatch(bg, "pb", 1, batch)
+	if err != nil || off != 0 {
+		t.Fatalf("PublishBatch: offset %d, %v", off, err)
+	}
+	if off, err := b.PublishBatch(bg, "pb", 1, bytes.Clone(stored)); err != nil || off != 3 {
+		t.Fatalf("second PublishBatch: offset %d, %v", off, err)
+	}
+	res, err := b.Read(bg, "pb", 1, 0, ReadOptions{AsBatches: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	record.SetBaseOffset(stored, 0)
+	if !bytes.Equal(res.Batches.Data[:len(stored)], stored) {
+		t.Fatal("the stored batch differs from the producer's")
+	}
+	msgs, err := b.Read(bg, "pb", 1, 0, ReadOptions{})
+	if err != nil || len(msgs.Messages) != 6 || string(msgs.Messages[2].Value) != "v2" ||
+		msgs.Messages[2].Timestamp.UnixMilli() != 1700000000002 || msgs.Messages[2].Headers[0].Key != "h" {
+		t.Fatalf("read back %+v, %v", msgs.Messages, err)
+	}
+
+	// ferry-id: deduplicated like a Publish with that ID.
+	var idb record.Builder
+	idb.Add(record.Record{Value: []byte("once"), Headers: []record.RecordHeader{{Key: "ferry-id", Value: []byte("id-1")}}})
+	first, err := b.PublishBatch(bg, "pb", 0, idb.Build())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := b.PublishBatch(bg, "pb", 0, idb.Build())
+	if err != nil || again != first {
+		t.Fatalf("a repeated id stored again: offsets %d and %d, %v", first, again, err)
+	}
+	if got, _ := b.Read(bg, "pb", 0, 0, ReadOptions{}); len(got.Messages) != 1 || got.Messages[0].ID != "id-1" {
+		t.Fatalf("partition 0 holds %+v", got.Messages)
+	}
+
+	bad := bytes.Clone(bl.Build()) // Build reuses its buffer
+	bad[len(bad)-1] ^= 0xff        // the CRC no longer matches
+	for name, tc := range map[string]struct {
+		batch []byte
+		part  int
+		want  error
+	}{
+		"bad crc":           {bad, 1, ErrInvalidMessage},
+		"short":             {stored[:30], 1, ErrInvalidMessage},
+		"unknown partition": {bytes.Clone(bl.Build()), 2, ErrUnknownPartition},
+	} {
+		if _, err := b.PublishBatch(bg, "pb", tc.part, tc.batch); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+	if _, err := b.PublishBatch(bg, "nope", 0, bl.Build()); !errors.Is(err, ErrUnknownTopic) {
+		t.Errorf("unknown topic: %v", err)
+	}
+	if ti, _ := b.DescribeTopic("pb"); ti.Partitions[1].EndOffset != 6 {
+		t.Fatalf("partition 1 ends at %d after refused batches, want 6", ti.Partitions[1].EndOffset)
+	}
 }

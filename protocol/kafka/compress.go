@@ -25,9 +25,8 @@ var errTooLarge = fmt.Errorf("%w: decompressed batch", record.ErrTooLarge)
 var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
 // decompressed returns batch as an uncompressed batch: the same header with
-// the compression bits cleared and the length of the inflated records
-// (the CRC is not recomputed: the batch is decoded, not stored). It
-// refuses to inflate past limit bytes.
+// the compression bits cleared, the length of the inflated records and its
+// CRC computed again. It refuses to inflate past limit bytes.
 func decompressed(h record.Header, batch []byte, limit int) ([]byte, error) {
 	body := batch[record.HeaderSize:h.Size()]
 	records, err := inflate(h.Compression(), body, limit)
@@ -44,6 +43,8 @@ func decompressed(h record.Header, batch []byte, limit int) ([]byte, error) {
 	binary.BigEndian.PutUint32(out[offLength:], uint32(len(out)-record.LogOverhead))
 	attrs := binary.BigEndian.Uint16(out[offAttributes:])
 	binary.BigEndian.PutUint16(out[offAttributes:], attrs&^0x07)
+	const offCRC = 17
+	binary.BigEndian.PutUint32(out[offCRC:], record.Checksum(out))
 	return out, nil
 }
 

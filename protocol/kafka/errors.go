@@ -25,10 +25,10 @@ func errorCode(err error) int16 {
 		return kerr.MessageTooLarge.Code
 	case errors.Is(err, errUnsupportedCompression):
 		return kerr.UnsupportedCompressionType.Code
-	case errors.Is(err, engine.ErrInvalidMessage):
-		return kerr.InvalidRecord.Code
 	case errors.Is(err, record.ErrCorrupt), errors.Is(err, record.ErrShort):
 		return kerr.CorruptMessage.Code
+	case errors.Is(err, engine.ErrInvalidMessage):
+		return kerr.InvalidRecord.Code
 	case errors.Is(err, engine.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, engine.ErrInvalidConfig):

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -72,47 +71,46 @@ func (s *Server) knownTopic(c *conn, name string) error {
 	return err
 }
 
-// produce stores one partition's records and fills out.
+// produce stores one partition's batches and fills out.
 func produce(ctx context.Context, c *conn, topic string, rp kmsg.ProduceRequestTopicPartition, out *kmsg.ProduceResponseTopicPartition) {
-	msgs, err := decodeProduce(rp.Records, c.s.opts.MaxRequestBytes)
+	batches, err := produceBatches(rp.Records, c.s.opts.MaxRequestBytes)
+	if err == nil && len(batches) == 0 {
+		err = fmt.Errorf("%w: no record batch", engine.ErrInvalidMessage)
+	}
 	if err != nil {
 		out.ErrorCode = errorCode(err)
 		out.ErrorMessage = kmsg.StringPtr(err.Error())
 		return
 	}
-	if len(msgs) == 0 {
-		out.ErrorCode = kerr.InvalidRecord.Code
-		out.ErrorMessage = kmsg.StringPtr("no records")
-		return
-	}
-	pub, err := c.s.b.PublishTo(ctx, topic, int(rp.Partition), msgs...)
-	if err != nil {
-		out.ErrorCode = errorCode(err)
-		if out.ErrorCode == kerr.UnknownServerError.Code {
-			c.s.log.Warn("kafka: produce failed", "topic", topic, "partition", rp.Partition, "err", err)
+	for i, batch := range batches {
+		off, err := c.s.b.PublishBatch(ctx, topic, int(rp.Partition), batch)
+		if err != nil {
+			// Batches before this one are stored; Kafka clients send one
+			// batch per partition, so this is rare.
+			out.ErrorCode = errorCode(err)
+			if out.ErrorCode == kerr.UnknownServerError.Code {
+				c.s.log.Warn("kafka: produce failed", "topic", topic, "partition", rp.Partition, "err", err)
+			}
+			out.ErrorMessage = kmsg.StringPtr(err.Error())
+			return
 		}
-		out.ErrorMessage = kmsg.StringPtr(err.Error())
-		return
+		if i == 0 {
+			out.BaseOffset = off
+		}
 	}
-	out.BaseOffset = pub[0].Offset
 	if ti, err := c.s.b.DescribeTopic(topic); err == nil && int(rp.Partition) < len(ti.Partitions) {
 		out.LogStartOffset = ti.Partitions[rp.Partition].StartOffset
 	}
 }
 
-// decodeProduce turns a partition's record batches into messages: each
-// batch must be magic 2 with a good CRC; a compressed one is inflated, to
-// at most limit bytes. The records' keys, values and
-// header values alias data. The reserved headers ferry-id and
-// ferry-deliver-at become the message's id and delivery time, as the
-// native API stores them, so a message published through one door reads
-// the same through the other.
-func decodeProduce(data []byte, limit int) ([]engine.Message, error) {
-	var msgs []engine.Message
+// produceBatches splits a partition's records into batches and checks
+// each: magic 2, a good CRC, not transactional. A compressed batch is
+// inflated (to at most limit bytes) into an uncompressed one with its CRC
+// set again: Ferry stores batches uncompressed, so that consumers of every
+// front door read them. Uncompressed batches alias data.
+func produceBatches(data []byte, limit int) ([][]byte, error) {
+	var out [][]byte
 	err := record.Split(data, func(h record.Header, batch []byte) error {
-		if h.Magic != record.Magic {
-			return fmt.Errorf("%w: record batch magic %d, only 2 is served", record.ErrCorrupt, h.Magic)
-		}
 		if h.Transactional() || h.Control() {
 			return fmt.Errorf("%w: transactional batches are not supported", engine.ErrInvalidMessage)
 		}
@@ -122,35 +120,11 @@ func decodeProduce(data []byte, limit int) ([]engine.Message, error) {
 				return err
 			}
 		}
-		rd, err := record.NewReader(batch, record.Limits{})
-		if err != nil {
-			return err
-		}
-		var r record.Record
-		for rd.Next(&r) {
-			msgs = append(msgs, messageFromRecord(&r))
-		}
-		return rd.Err()
+		out = append(out, batch)
+		return nil
 	})
-	return msgs, err
+	return out, err
 }
 
 // errUnsupportedCompression: a batch compressed with a codec not served.
 var errUnsupportedCompression = errors.New("unsupported compression")
-
-func messageFromRecord(r *record.Record) engine.Message {
-	m := engine.Message{Key: r.Key, Value: r.Value, Timestamp: time.UnixMilli(r.Timestamp)}
-	for _, h := range r.Headers {
-		switch h.Key {
-		case "ferry-id":
-			m.ID = string(h.Value)
-		case "ferry-deliver-at":
-			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil {
-				m.DeliverAt = time.UnixMilli(ms)
-			}
-		default:
-			m.Headers = append(m.Headers, engine.Header{Key: h.Key, Value: h.Value})
-		}
-	}
-	return m
-}
