@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ferrymq/ferry/client"
+	"github.com/ferrymq/ferry/server"
 )
 
 // kafkaClient is a franz-go client of the server's Kafka listener.
@@ -136,5 +138,92 @@ func TestKafkaNativeInterop(t *testing.T) {
 	m := res.Messages[0]
 	if string(m.Key) != "kk" || string(m.Value) != "from kafka" || len(m.Headers) != 1 || m.Headers[0].Key != "b" || string(m.Headers[0].Value) != "2" {
 		t.Fatalf("native read %+v", m)
+	}
+}
+
+// TestKafkaAdvertisedAddress: Metadata names the broker by the advertised
+// address, not the listener's.
+func TestKafkaAdvertisedAddress(t *testing.T) {
+	s, _ := startServer(t, func(c *server.Config) { c.KafkaAdvertisedAddr = "kafka.example:19092" })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kc := kafkaClient(t, s.KafkaAddr())
+	resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Brokers) != 1 || resp.Brokers[0].Host != "kafka.example" || resp.Brokers[0].Port != 19092 {
+		t.Fatalf("brokers %+v", resp.Brokers)
+	}
+}
+
+// TestKafkaFetchLongPoll: a fetch with nothing to return waits (up to
+// max_wait_ms) and answers as soon as a record arrives in any of its
+// partitions.
+func TestKafkaFetchLongPoll(t *testing.T) {
+	s, base := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.New(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.CreateTopic(ctx, "lp", client.TopicConfig{Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	kc := kafkaClient(t, s.KafkaAddr())
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 10000, 1, 1<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "lp"
+	for p := range int32(3) {
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = p, 0, 1<<20
+		ft.Partitions = append(ft.Partitions, fp)
+	}
+	req.Topics = append(req.Topics, ft)
+	type result struct {
+		resp *kmsg.FetchResponse
+		err  error
+		took time.Duration
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		resp, err := req.RequestWith(ctx, kc)
+		done <- result{resp, err, time.Since(start)}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("the fetch returned at once (%v, %v) with nothing stored", r.took, r.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if _, err := c.PublishTo(ctx, "lp", 2, client.Message{Value: []byte("late")}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.took > 8*time.Second {
+		t.Fatalf("the fetch waited %v: it did not wake when the record came", r.took)
+	}
+	var got int
+	for _, ft := range r.resp.Topics {
+		for _, fp := range ft.Partitions {
+			if fp.ErrorCode != 0 {
+				t.Fatalf("partition %d: error %d", fp.Partition, fp.ErrorCode)
+			}
+			if len(fp.RecordBatches) > 0 {
+				if fp.Partition != 2 {
+					t.Fatalf("records in partition %d", fp.Partition)
+				}
+				got++
+			}
+		}
+	}
+	if got != 1 {
+		t.Fatalf("%d partitions with records, want 1", got)
 	}
 }
