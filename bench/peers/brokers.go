@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -51,31 +52,80 @@ func StartRedis(ctx context.Context, opts Options) (*Process, error) {
 	})
 }
 
-// StartFerry starts `ferry serve` from the binary at bin (see BuildFerry)
-// with the given default fsync policy of topics ("always", "never",
-// "interval:1s").
-func StartFerry(ctx context.Context, bin, fsync string, opts Options) (*Process, error) {
+// FerryConfig says how StartFerry runs `ferry serve`.
+type FerryConfig struct {
+	// Fsync is the default fsync policy of topics ("always", "never",
+	// "interval:1s"); "always" when empty.
+	Fsync string
+	// Kafka opens the Kafka listener on a free loopback port
+	// (Process.KafkaAddr); it is off (--kafka-addr off) otherwise.
+	Kafka bool
+}
+
+// StartFerry starts `ferry serve` from the binary at bin (see BuildFerry):
+// its native API on Process.Addr and, with cfg.Kafka, its Kafka listener
+// on Process.KafkaAddr.
+func StartFerry(ctx context.Context, bin string, cfg FerryConfig, opts Options) (*Process, error) {
+	fsync := cfg.Fsync
 	if fsync == "" {
 		fsync = "always"
 	}
-	return startBinary(ctx, bin, "ferry", opts, func(port int, dir string) []string {
+	// The Kafka port is chosen with each attempt's HTTP port; a taken one
+	// fails the start with "address already in use", which start tries
+	// again.
+	var kafkaAddr string
+	var portErr error
+	p, err := startBinary(ctx, bin, "ferry", opts, func(port int, dir string) []string {
+		kafka := "off"
+		if cfg.Kafka {
+			kp, err := FreePort()
+			for err == nil && kp == port {
+				kp, err = FreePort()
+			}
+			if err != nil {
+				portErr = err
+			} else {
+				kafkaAddr = "127.0.0.1:" + strconv.Itoa(kp)
+				kafka = kafkaAddr
+			}
+		}
 		return []string{"serve", "--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:" + strconv.Itoa(port),
-			"--kafka-addr", "off", "--fsync", fsync, "--log-level", "warn"}
+			"--kafka-addr", kafka, "--fsync", fsync, "--log-level", "warn"}
 	}, func(ctx context.Context, addr string) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-		if err != nil {
+		if err := ferryReady(ctx, addr); err != nil {
 			return err
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("/readyz: %s", resp.Status)
+		if cfg.Kafka && portErr == nil {
+			// It listens before /readyz says ready; checked all the same.
+			return dialOnly(ctx, kafkaAddr)
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	if portErr != nil {
+		return nil, errors.Join(fmt.Errorf("ferry: a port for the Kafka listener: %w", portErr), p.Stop())
+	}
+	p.KafkaAddr = kafkaAddr
+	return p, nil
+}
+
+// ferryReady asks `ferry serve`'s /readyz.
+func ferryReady(ctx context.Context, addr string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/readyz: %s", resp.Status)
+	}
+	return nil
 }
 
 // startBinary is start for a program given by its path.

@@ -1,9 +1,9 @@
 // Package peers starts the brokers the benchmark compares, each as a child
 // process on 127.0.0.1 with a free port and its data in a temporary folder:
 // nats-server (JetStream on), redis-server (AOF, fsync every second),
-// rabbitmq-server (with an epmd of its own) and `ferry serve`. It waits
-// until each answers, and Stop kills the whole process group and removes
-// the folder.
+// rabbitmq-server (with an epmd of its own) and `ferry serve` (its Kafka
+// listener off, or on a free port of its own). It waits until each
+// answers, and Stop kills the whole process group and removes the folder.
 package peers
 
 import (
@@ -31,6 +31,10 @@ type Process struct {
 	Addr string
 	// Dir is its data folder, removed by Stop unless it was given.
 	Dir string
+	// KafkaAddr is where `ferry serve` started with a Kafka listener
+	// (FerryConfig.Kafka) serves Kafka clients: 127.0.0.1:PORT; "" for
+	// the others.
+	KafkaAddr string
 
 	cmd     *exec.Cmd
 	ownDir  bool

@@ -27,12 +27,14 @@ func Markdown(r *Report, charts []Chart) string {
 	writeTargets(&b, rows)
 	writeRatios(&b, rows)
 	writeTable(&b, rows)
+	writeSkipped(&b, r.Skipped)
 	writeCharts(&b, charts)
 	return b.String()
 }
 
 func writeTargets(b *strings.Builder, rows []*Row) {
-	fmt.Fprintf(b, "## Issue 5's targets\n\nFerry at its default (`ferry`: fsync before ack) at %s, medians.\n\n", workload.SizeName(TargetSize))
+	fmt.Fprintf(b, "## Targets\n\nIssue 5's: Ferry at its default (`ferry`: fsync before ack); issue 6's: Ferry's Kafka door "+
+		"driven by franz-go (`ferry-kafka`: acks=-1, fsync before ack). At %s, medians.\n\n", workload.SizeName(TargetSize))
 	b.WriteString("| target | Ferry | peer | Ferry ÷ peer | result |\n| --- | ---: | ---: | ---: | --- |\n")
 	for _, o := range Evaluate(rows, Targets) {
 		ferry, peer, ratio := "–", "–", "–"
@@ -128,6 +130,31 @@ func writeTable(b *strings.Builder, rows []*Row) {
 		"process's CPU time in the window divided by the messages delivered in it, per subscription (stream rows: appended, and replayed; Ferry in process: not measured). " +
 		"Runs ok: runs without an error whose count check passed (every acknowledged message received by every subscription; " +
 		"duplicates, that is redeliveries, are allowed and counted); the medians are over those. –: not measured, or no run passed.\n\n")
+}
+
+// writeSkipped lists what was not run because the system cannot run the
+// workload, one line per system and reason.
+func writeSkipped(b *strings.Builder, skipped []Skipped) {
+	if len(skipped) == 0 {
+		return
+	}
+	b.WriteString("Not run, the system cannot run the workload:\n\n")
+	type key struct{ system, reason string }
+	var order []key
+	specs := map[key][]string{}
+	for _, s := range skipped {
+		k := key{s.System, s.Reason}
+		if _, ok := specs[k]; !ok {
+			order = append(order, k)
+		}
+		if !slices.Contains(specs[k], s.Spec) {
+			specs[k] = append(specs[k], s.Spec)
+		}
+	}
+	for _, k := range order {
+		fmt.Fprintf(b, "- `%s`, %s: %s\n", k.system, strings.Join(specs[k], ", "), cell(k.reason))
+	}
+	b.WriteString("\n")
 }
 
 func writeCharts(b *strings.Builder, charts []Chart) {

@@ -28,6 +28,16 @@ type Report struct {
 	Machine Machine         `json:"machine"`
 	Runs    int             `json:"runs_per_row"`
 	Results []runner.Result `json:"results"`
+	// Skipped lists the workload specs a system cannot run (a queue on
+	// the Kafka door without consumer groups), which were not run.
+	Skipped []Skipped `json:"skipped,omitempty"`
+}
+
+// Skipped is a workload spec not run on a system that cannot run it.
+type Skipped struct {
+	System string `json:"system"`
+	Spec   string `json:"spec"`
+	Reason string `json:"reason"`
 }
 
 // Machine says where the runs ran.

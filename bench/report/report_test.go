@@ -191,9 +191,10 @@ func TestTargets(t *testing.T) {
 		"stream-append-replay: replay msgs/s ≥ 1.5× Redis Streams (`redis`)":             "met 1.80 ",
 		"latency-10k: end-to-end p99 < 1 ms":                                             "met 0.00 ",
 		// The best peer's CPU is redis's, 20 µs; Ferry's is 11.1.
-		"queue-durable: broker CPU µs/msg ≤ ½ the best peer's":                 "missed 0.56 ",
-		"stream-append-replay: broker CPU µs/msg replayed ≤ ½ the best peer's": "missed 1.00 ",
-		"latency-10k: broker CPU µs/msg ≤ ½ the best peer's":                   "missed 1.00 ",
+		"queue-durable: broker CPU µs/msg ≤ ½ the best peer's":                                          "missed 0.56 ",
+		"stream-append-replay: broker CPU µs/msg replayed ≤ ½ the best peer's":                          "missed 1.00 ",
+		"latency-10k: broker CPU µs/msg ≤ ½ the best peer's":                                            "missed 1.00 ",
+		"issue 6, stream-append-replay on `ferry-kafka`: franz-go produce (acks=-1) ≥ 1,000,000 msgs/s": "not run 0.00 ferry-kafka not in this run",
 	} {
 		if got[text] != want {
 			t.Errorf("%s: %q, want %q", text, got[text], want)
@@ -201,5 +202,42 @@ func TestTargets(t *testing.T) {
 	}
 	if len(got) != len(Targets) {
 		t.Errorf("%d outcomes for %d targets", len(got), len(Targets))
+	}
+}
+
+// Issue 6's targets read ferry-kafka's stream row against an absolute
+// floor; ferry-kafka is one of Ferry's systems, never a peer; what was
+// skipped is listed.
+func TestKafkaTargets(t *testing.T) {
+	r := sample()
+	st := result("ferry-kafka", "stream-append-replay", "stream", 1, 1.2e6)
+	st.PublishRate, st.DeliveryRate, st.ReplayRate = 1.2e6, 0, 0.8e6
+	r.Results = append(r.Results, st)
+	r.Skipped = []Skipped{
+		{System: "ferry-kafka", Spec: "queue-durable/128B", Reason: "needs consumer groups"},
+		{System: "ferry-kafka", Spec: "queue-durable/1KiB", Reason: "needs consumer groups"},
+	}
+	rows := Rows(r.Results)
+	got := map[string]Outcome{}
+	for _, o := range Evaluate(rows, Targets) {
+		got[o.Text] = o
+	}
+	produce := got["issue 6, stream-append-replay on `ferry-kafka`: franz-go produce (acks=-1) ≥ 1,000,000 msgs/s"]
+	consume := got["issue 6, stream-append-replay on `ferry-kafka`: franz-go consume (replay) ≥ 1,000,000 msgs/s"]
+	if produce.Result != "met" || produce.Ferry != 1.2e6 || consume.Result != "missed" || consume.Ferry != 0.8e6 {
+		t.Errorf("produce %s %v, consume %s %v; want met 1.2e6, missed 8e5", produce.Result, produce.Ferry, consume.Result, consume.Ferry)
+	}
+	// ferry-kafka's 1.2M appends are not the best peer's.
+	if peer, v := BestPeer(rows, "stream-append-replay", 128, Appended); peer == nil || peer.System != "redis" {
+		t.Errorf("best peer %+v (%v), want redis", peer, v)
+	}
+	md := Markdown(r, nil)
+	for _, want := range []string{
+		"| issue 6, stream-append-replay on `ferry-kafka`: franz-go produce (acks=-1) ≥ 1,000,000 msgs/s | 1200000 | – | – | met |",
+		"- `ferry-kafka`, queue-durable/128B, queue-durable/1KiB: needs consumer groups",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("want %q in:\n%s", want, md)
+		}
 	}
 }

@@ -10,11 +10,14 @@ import (
 // TargetSize is the message size the ratios and targets are read at.
 const TargetSize = 128
 
-// Target is one of issue 5's targets for Ferry at its default (system
-// "ferry": fsync before ack), at TargetSize.
+// Target is one of the issues' targets for one of Ferry's systems (by
+// default "ferry": Ferry at its default, fsync before ack), at
+// TargetSize.
 type Target struct {
 	Workload string
-	Measure  Measure
+	// System is the Ferry system measured; "ferry" when empty.
+	System  string
+	Measure Measure
 	// Peer is the peer system compared with; "" for the best peer that
 	// ran (the one with the best median of Measure).
 	Peer string
@@ -24,11 +27,14 @@ type Target struct {
 	// Limit, when set, is an absolute bound instead: Ferry's median
 	// must be below it.
 	Limit float64
+	// Min, when set, is an absolute floor instead: Ferry's median must
+	// be at least it.
+	Min float64
 	// Text says the target in words.
 	Text string
 }
 
-// Targets are issue 5's.
+// Targets are issue 5's, then issue 6's.
 var Targets = []Target{
 	{Workload: "queue-durable", Measure: Delivered, Peer: "redis", Factor: 1.5,
 		Text: "queue-durable: delivered msgs/s ≥ 1.5× Redis Streams (`redis`)"},
@@ -58,6 +64,19 @@ var Targets = []Target{
 		Text: "stream-append-replay: broker CPU µs/msg replayed ≤ ½ the best peer's"},
 	{Workload: "latency-10k", Measure: CPU, Factor: 0.5,
 		Text: "latency-10k: broker CPU µs/msg ≤ ½ the best peer's"},
+	// Issue 6: franz-go against the Kafka door, acks=-1, batching.
+	{Workload: "stream-append-replay", System: "ferry-kafka", Measure: Appended, Min: 1e6,
+		Text: "issue 6, stream-append-replay on `ferry-kafka`: franz-go produce (acks=-1) ≥ 1,000,000 msgs/s"},
+	{Workload: "stream-append-replay", System: "ferry-kafka", Measure: Replayed, Min: 1e6,
+		Text: "issue 6, stream-append-replay on `ferry-kafka`: franz-go consume (replay) ≥ 1,000,000 msgs/s"},
+}
+
+// system is the Ferry system the target measures.
+func (t Target) system() string {
+	if t.System == "" {
+		return "ferry"
+	}
+	return t.System
 }
 
 // String says the target in words.
@@ -131,13 +150,17 @@ func evaluate(rows []*Row, t Target) Outcome {
 		o.Why = fmt.Sprintf("%s at %s not in this run", t.Workload, workload.SizeName(TargetSize))
 		return o
 	}
-	ferry := find(rows, t.Workload, TargetSize, "ferry")
-	if o.Why = notRun(ferry, "ferry", t.Measure); o.Why != "" {
+	ferry := find(rows, t.Workload, TargetSize, t.system())
+	if o.Why = notRun(ferry, t.system(), t.Measure); o.Why != "" {
 		return o
 	}
 	o.Ferry = ferry.Median(t.Measure)
-	if t.Limit > 0 {
+	switch {
+	case t.Limit > 0:
 		o.Result = verdict(o.Ferry < t.Limit)
+		return o
+	case t.Min > 0:
+		o.Result = verdict(o.Ferry >= t.Min)
 		return o
 	}
 	var peer *Row

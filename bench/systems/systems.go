@@ -6,6 +6,9 @@
 //	ferry-1s          Ferry with fsync every second (as Redis appendfsync everysec)
 //	ferry-2m          Ferry with fsync every 2 minutes (as JetStream's default)
 //	ferry-never       Ferry with no fsync (as NATS core and Redis Pub/Sub, which store nothing)
+//	ferry-kafka       Ferry at its default (fsync before ack) through its Kafka
+//	                  listener, driven by franz-go (acks=-1); stream and pub/sub
+//	                  only: queue and latency need consumer groups (Supports)
 //	nats              nats-server: core NATS for pub/sub, JetStream for queue and stream
 //	redis             redis-server: Pub/Sub, and Streams for queue and stream
 //	rabbitmq-quorum   rabbitmq-server: quorum queues for queue and latency, a
@@ -28,10 +31,12 @@ import (
 
 	"github.com/ferrymq/ferry/bench/driver"
 	"github.com/ferrymq/ferry/bench/drivers/ferrydriver"
+	"github.com/ferrymq/ferry/bench/drivers/kafkadriver"
 	"github.com/ferrymq/ferry/bench/drivers/natsdriver"
 	"github.com/ferrymq/ferry/bench/drivers/rabbitdriver"
 	"github.com/ferrymq/ferry/bench/drivers/redisdriver"
 	"github.com/ferrymq/ferry/bench/peers"
+	"github.com/ferrymq/ferry/bench/workload"
 	"github.com/ferrymq/ferry/server"
 )
 
@@ -41,15 +46,31 @@ var ferryFsync = map[string]string{
 	"ferry-1s":    "interval:1s",
 	"ferry-2m":    "interval:2m",
 	"ferry-never": "never",
+	"ferry-kafka": "always",
 }
+
+// kafkaDoor lists the Ferry systems driven through the Kafka listener.
+var kafkaDoor = map[string]bool{"ferry-kafka": true}
 
 // Names lists every system, in table order.
 func Names() []string {
-	return []string{"ferry", "ferry-1s", "ferry-2m", "ferry-never", "nats", "redis", "rabbitmq-quorum", "rabbitmq-classic"}
+	return []string{"ferry", "ferry-1s", "ferry-2m", "ferry-never", "ferry-kafka", "nats", "redis", "rabbitmq-quorum", "rabbitmq-classic"}
 }
 
 // Known says whether name is a system.
 func Known(name string) bool { return slices.Contains(Names(), name) }
+
+// Supports says whether system name can run spec at all: nil, or an error
+// wrapping driver.ErrUnsupported that says why not, known without
+// starting the broker. Such a combination is skipped, not run and failed.
+// (A driver may still refuse a spec in Setup; this is for what a system
+// can never run.)
+func Supports(name string, spec workload.Spec) error {
+	if kafkaDoor[name] {
+		return kafkadriver.Supports(spec)
+	}
+	return nil
+}
 
 // Env says how to start the brokers.
 type Env struct {
@@ -90,31 +111,16 @@ func Start(ctx context.Context, name string, env Env) (*Instance, error) {
 	var proc *peers.Process
 	var err error
 	switch fsync, isFerry := ferryFsync[name]; {
-	case isFerry && env.FerryBin != "":
-		if proc, err = peers.StartFerry(ctx, env.FerryBin, fsync, peers.Options{}); err != nil {
+	case isFerry:
+		var native, kafka string
+		if native, kafka, proc, err = startFerry(ctx, in, env, fsync, kafkaDoor[name]); err != nil {
 			return fail(err)
 		}
-		in.stop = append(in.stop, proc.Stop)
-		in.Driver, err = ferrydriver.New(ferrydriver.Config{Addr: "http://" + proc.Addr, Fsync: fsync, Name: name})
-	case isFerry:
-		dir, derr := os.MkdirTemp("", "ferrybench-ferry-")
-		if derr != nil {
-			return fail(derr)
+		if kafkaDoor[name] {
+			in.Driver, err = kafkadriver.New(ctx, kafkadriver.Config{Addr: "http://" + native, KafkaAddr: kafka, Fsync: fsync, Name: name})
+		} else {
+			in.Driver, err = ferrydriver.New(ferrydriver.Config{Addr: "http://" + native, Fsync: fsync, Name: name})
 		}
-		in.stop = append(in.stop, func() error { return os.RemoveAll(dir) })
-		cfg := server.Defaults()
-		cfg.DataDir, cfg.HTTPAddr, cfg.Fsync = dir, "127.0.0.1:0", fsync
-		cfg.KafkaAddr = "off"
-		s, serr := server.Start(cfg, nil)
-		if serr != nil {
-			return fail(serr)
-		}
-		in.stop = append(in.stop, func() error {
-			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			return s.Shutdown(sctx)
-		})
-		in.Driver, err = ferrydriver.New(ferrydriver.Config{Addr: "http://" + s.Addr(), Fsync: fsync, Name: name})
 	case name == "nats":
 		if proc, err = peers.StartNATS(ctx, peers.Options{}); err != nil {
 			return fail(err)
@@ -146,6 +152,42 @@ func Start(ctx context.Context, name string, env Env) (*Instance, error) {
 		in.CPU, in.Output = proc.CPU, proc.Output
 	}
 	return in, nil
+}
+
+// startFerry starts Ferry with the given fsync default, as a child process
+// when env gives a binary (proc), else in this process, its Kafka listener
+// on a free port when kafka is set and off otherwise, and adds its stop to
+// in. It returns the native API's and the Kafka listener's addresses.
+func startFerry(ctx context.Context, in *Instance, env Env, fsync string, kafka bool) (native, kafkaAddr string, proc *peers.Process, err error) {
+	if env.FerryBin != "" {
+		proc, err = peers.StartFerry(ctx, env.FerryBin, peers.FerryConfig{Fsync: fsync, Kafka: kafka}, peers.Options{})
+		if err != nil {
+			return "", "", nil, err
+		}
+		in.stop = append(in.stop, proc.Stop)
+		return proc.Addr, proc.KafkaAddr, proc, nil
+	}
+	dir, err := os.MkdirTemp("", "ferrybench-ferry-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	in.stop = append(in.stop, func() error { return os.RemoveAll(dir) })
+	cfg := server.Defaults()
+	cfg.DataDir, cfg.HTTPAddr, cfg.Fsync = dir, "127.0.0.1:0", fsync
+	cfg.KafkaAddr = "off"
+	if kafka {
+		cfg.KafkaAddr = "127.0.0.1:0"
+	}
+	s, err := server.Start(cfg, nil)
+	if err != nil {
+		return "", "", nil, err
+	}
+	in.stop = append(in.stop, func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return s.Shutdown(sctx)
+	})
+	return s.Addr(), s.KafkaAddr(), nil, nil
 }
 
 // Programs names the broker programs system name runs (for peers.Install).

@@ -2,12 +2,15 @@ package systems
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferrymq/ferry/bench/driver"
 	"github.com/ferrymq/ferry/bench/peers"
 	"github.com/ferrymq/ferry/bench/runner"
 	"github.com/ferrymq/ferry/bench/workload"
@@ -27,13 +30,14 @@ func small(s workload.Spec) workload.Spec {
 
 // TestDrivers runs every workload file, at every size, on each driver
 // against a real broker, and checks that every message arrived, the counts
-// match and latencies were measured.
+// match and latencies were measured. What a system cannot run (Supports)
+// is skipped, as ferrybench skips it.
 func TestDrivers(t *testing.T) {
 	files, err := workload.LoadDir(filepath.Join("..", "workloads"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"ferry", "nats", "redis", "rabbitmq-quorum", "rabbitmq-classic"} {
+	for _, name := range []string{"ferry", "ferry-kafka", "nats", "redis", "rabbitmq-quorum", "rabbitmq-classic"} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			in, err := Start(ctx, name, Env{})
@@ -48,6 +52,9 @@ func TestDrivers(t *testing.T) {
 			for _, f := range files {
 				for _, spec := range f.Specs() {
 					t.Run(spec.Name, func(t *testing.T) {
+						if err := Supports(name, spec); err != nil {
+							t.Skip(err)
+						}
 						spec := small(spec)
 						res := runner.Run(ctx, in.Driver, spec, runner.Options{Drain: 20 * time.Second, Timeout: time.Minute, BrokerCPU: in.CPU})
 						c := res.Counts
@@ -82,7 +89,8 @@ func TestDrivers(t *testing.T) {
 
 // TestFerryChild runs Ferry as ferrybench does: a `ferry serve` child
 // process (built with -race, which the module's own race tests leave in
-// the build cache), whose CPU time the runner reads.
+// the build cache), whose CPU time the runner reads; for ferry-kafka with
+// its Kafka listener on.
 func TestFerryChild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the ferry command")
@@ -100,38 +108,60 @@ func TestFerryChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := Start(ctx, "ferry-1s", Env{FerryBin: bin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Stop() })
-	if in.CPU == nil {
-		t.Fatal("no CPU reading for a child broker")
-	}
 	files, err := workload.LoadDir(filepath.Join("..", "workloads"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
-	for _, f := range files {
-		if f.Name != "queue-durable" {
-			continue
-		}
-		found = true
-		spec := small(f.Specs()[0])
-		res := runner.Run(ctx, in.Driver, spec, runner.Options{System: "ferry-1s", Drain: 20 * time.Second, BrokerCPU: in.CPU})
-		t.Logf("%s: deliver %.0f/s, broker CPU %.1f µs/msg, durability %q, counts %+v",
-			res.Spec, res.DeliveryRate, res.BrokerCPUPerMsg, res.Durability, res.Counts)
-		if !res.OK || res.System != "ferry-1s" || !strings.Contains(res.Durability, "every 1s") {
-			t.Fatalf("run: OK %v, error %q, system %q, durability %q; broker output:\n%s",
-				res.OK, res.Error, res.System, res.Durability, in.Output())
-		}
-		if res.BrokerCPUPerMsg <= 0 {
-			t.Errorf("broker CPU per message %v: the child's CPU was not read", res.BrokerCPUPerMsg)
-		}
+	// ferry-1s on the queue; ferry-kafka (its Kafka listener on a port
+	// of its own) on the stream.
+	for _, tc := range []struct{ system, workload, durability string }{
+		{"ferry-1s", "queue-durable", "every 1s"},
+		{"ferry-kafka", "stream-append-replay", "acks=-1"},
+	} {
+		t.Run(tc.system, func(t *testing.T) {
+			in, err := Start(ctx, tc.system, Env{FerryBin: bin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { in.Stop() })
+			if in.CPU == nil {
+				t.Fatal("no CPU reading for a child broker")
+			}
+			i := slices.IndexFunc(files, func(f workload.File) bool { return f.Name == tc.workload })
+			if i < 0 {
+				t.Fatalf("no %s workload in ../workloads", tc.workload)
+			}
+			spec := small(files[i].Specs()[0])
+			res := runner.Run(ctx, in.Driver, spec, runner.Options{System: tc.system, Drain: 20 * time.Second, BrokerCPU: in.CPU})
+			t.Logf("%s: publish %.0f/s, deliver %.0f/s, replay %.0f/s, broker CPU %.1f µs/msg, durability %q, counts %+v",
+				res.Spec, res.PublishRate, res.DeliveryRate, res.ReplayRate, res.BrokerCPUPerMsg, res.Durability, res.Counts)
+			if !res.OK || res.System != tc.system || !strings.Contains(res.Durability, tc.durability) {
+				t.Fatalf("run: OK %v, error %q, system %q, durability %q; broker output:\n%s",
+					res.OK, res.Error, res.System, res.Durability, in.Output())
+			}
+			if res.BrokerCPUPerMsg <= 0 {
+				t.Errorf("broker CPU per message %v: the child's CPU was not read", res.BrokerCPUPerMsg)
+			}
+		})
 	}
-	if !found {
-		t.Fatal("no queue-durable workload in ../workloads")
+}
+
+// TestSupports: ferry-kafka runs stream and pub/sub and refuses queue and
+// latency (consumer groups); the other systems refuse nothing up front.
+func TestSupports(t *testing.T) {
+	files, err := workload.LoadDir(filepath.Join("..", "workloads"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		spec := f.Specs()[0]
+		for _, name := range Names() {
+			err := Supports(name, spec)
+			want := name == "ferry-kafka" && spec.QueueLike()
+			if (err != nil) != want || (err != nil && !errors.Is(err, driver.ErrUnsupported)) {
+				t.Errorf("Supports(%s, %s) = %v, want unsupported: %v", name, spec.Name, err, want)
+			}
+		}
 	}
 }
 

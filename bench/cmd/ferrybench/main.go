@@ -1,8 +1,9 @@
 // Command ferrybench runs workloads (bench/workloads/*.toml) on systems
-// (Ferry at several fsync settings, NATS, Redis), each run on a fresh
+// (Ferry at several fsync settings and through its Kafka listener, NATS,
+// Redis, RabbitMQ), skipping what a system cannot run, each run on a fresh
 // broker started on 127.0.0.1, and writes the results into bench/results/:
 // JSON (every run), Markdown (medians of the runs that passed, Ferry's
-// ratios to its peers, issue 5's targets) and PNG charts (throughput per
+// ratios to its peers, issues 5 and 6's targets) and PNG charts (throughput per
 // workload, latency percentiles) that the Markdown links.
 //
 //	cd bench && go run ./cmd/ferrybench                       # everything, 3 runs each
@@ -25,7 +26,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferrymq/ferry/bench/driver"
 	"github.com/ferrymq/ferry/bench/peers"
+	"github.com/ferrymq/ferry/bench/report"
 	"github.com/ferrymq/ferry/bench/runner"
 	"github.com/ferrymq/ferry/bench/systems"
 	"github.com/ferrymq/ferry/bench/workload"
@@ -125,10 +128,28 @@ func run(ctx context.Context, o options) error {
 	}
 
 	rep := newReport(o)
-	total, done := len(specs)*len(names)*o.runs, 0
+	// What a system cannot run (systems.Supports) is skipped, and listed
+	// in the report, rather than started and failed.
+	total, done := 0, 0
+	for _, spec := range specs {
+		for _, name := range names {
+			if err := systems.Supports(name, spec); err != nil {
+				rep.Skipped = append(rep.Skipped, report.Skipped{System: name, Spec: spec.Name, Reason: unsupportedReason(err)})
+				fmt.Fprintf(os.Stderr, "skipping %s on %s: %v\n", spec.Name, name, err)
+				continue
+			}
+			total += o.runs
+		}
+	}
+	if total == 0 {
+		return errors.New("nothing to run: the chosen systems cannot run the chosen workloads")
+	}
 	progress := newProgress()
 	for _, spec := range specs {
 		for _, name := range names {
+			if systems.Supports(name, spec) != nil {
+				continue
+			}
 			for r := 1; r <= o.runs; r++ {
 				if ctx.Err() != nil {
 					return writeReport(rep, o)
@@ -155,6 +176,12 @@ func runOne(ctx context.Context, env systems.Env, name string, spec workload.Spe
 	return runner.Run(ctx, in.Driver, spec, runner.Options{
 		System: name, Run: r, Drain: o.drain, BrokerCPU: in.CPU, Progress: progress,
 	})
+}
+
+// unsupportedReason is the why of a systems.Supports error, without the
+// sentinel's own words.
+func unsupportedReason(err error) string {
+	return strings.TrimPrefix(err.Error(), driver.ErrUnsupported.Error()+": ")
 }
 
 func selectSpecs(o options) ([]workload.Spec, error) {
