@@ -357,6 +357,7 @@ func (g *group) complete(now time.Time) {
 		return
 	}
 	g.state = stateCompletingRebalance
+	g.protocolType = g.sorted()[0].protocolType // the same for all: see accepts
 	g.protocol = g.vote()
 	if _, ok := g.members[g.leader]; !ok {
 		g.leader = ""
