@@ -29,6 +29,8 @@ func errorCode(err error) int16 {
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, engine.ErrInvalidMessage):
 		return kerr.InvalidRecord.Code
+	case errors.Is(err, errNotStream):
+		return kerr.InvalidGroupID.Code
 	case errors.Is(err, engine.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, engine.ErrInvalidConfig):

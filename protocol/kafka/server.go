@@ -10,10 +10,12 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ferrymq/ferry/engine"
+	"github.com/ferrymq/ferry/internal/clock"
 )
 
 // Options configure the Kafka front door.
@@ -31,6 +33,13 @@ type Options struct {
 	AutoCreateTopics bool
 	// Logger receives connection errors; none when nil.
 	Logger *slog.Logger
+	// GroupInitialRebalanceDelay is how long an empty consumer group's
+	// first rebalance waits for more members (Kafka's
+	// group.initial.rebalance.delay.ms): 100ms when 0, none when negative.
+	GroupInitialRebalanceDelay time.Duration
+	// Clock drives the consumer groups' session and rebalance timers; the
+	// wall clock when nil.
+	Clock clock.Clock
 }
 
 // nodeID is this broker's id in Metadata: one broker leads every partition.
@@ -38,9 +47,10 @@ const nodeID = 0
 
 // Server serves the Kafka protocol for one engine.
 type Server struct {
-	b    *engine.Broker
-	opts Options
-	log  *slog.Logger
+	b      *engine.Broker
+	opts   Options
+	log    *slog.Logger
+	groups *coordinator
 
 	advertised struct {
 		host string
@@ -61,11 +71,18 @@ func New(b *engine.Broker, opts Options) *Server {
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = 100 << 20
 	}
+	if opts.GroupInitialRebalanceDelay == 0 {
+		opts.GroupInitialRebalanceDelay = defaultInitialRebalanceDelay
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{b: b, opts: opts, log: log, conns: map[*conn]struct{}{}}
+	s := &Server{b: b, opts: opts, log: log, conns: map[*conn]struct{}{},
+		groups: newCoordinator(opts.Clock, max(opts.GroupInitialRebalanceDelay, 0))}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -145,6 +162,9 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	// The groups first: their timers stop, and requests waiting for a
+	// rebalance are answered, so no handler holds its connection open.
+	s.groups.close()
 	s.cancel()
 	if s.ln != nil {
 		s.ln.Close()
@@ -173,6 +193,17 @@ func (s *Server) apis() map[int16]api {
 		kmsg.Produce.Int16():     {3, 9, handleProduce},
 		kmsg.Fetch.Int16():       {4, 12, handleFetch},
 		kmsg.ListOffsets.Int16(): {1, 7, handleListOffsets},
+
+		kmsg.FindCoordinator.Int16(): {0, 4, handleFindCoordinator},
+		kmsg.JoinGroup.Int16():       {0, 8, handleJoinGroup},
+		kmsg.SyncGroup.Int16():       {0, 5, handleSyncGroup},
+		kmsg.Heartbeat.Int16():       {0, 4, handleHeartbeat},
+		kmsg.LeaveGroup.Int16():      {0, 5, handleLeaveGroup},
+		kmsg.OffsetCommit.Int16():    {0, 8, handleOffsetCommit},
+		kmsg.OffsetFetch.Int16():     {0, 8, handleOffsetFetch},
+		kmsg.ListGroups.Int16():      {0, 4, handleListGroups},
+		kmsg.DescribeGroups.Int16():  {0, 5, handleDescribeGroups},
+		kmsg.DeleteGroups.Int16():    {0, 2, handleDeleteGroups},
 	}
 }
 

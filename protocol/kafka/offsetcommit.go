@@ -1,0 +1,94 @@
+package kafka
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ferrymq/ferry/engine"
+)
+
+// OffsetCommit (key 8), versions 0-8: a group's offsets (the next offset
+// to read), written into its stream subscription on each topic (see
+// offsets.go) in one write per topic, before the answer. A member commits
+// in its generation; generation -1 without a member (and every v0 commit)
+// is a consumer that assigns itself partitions, allowed while the group
+// has no members, as in Kafka. The commit metadata string and leader
+// epoch are not stored.
+func handleOffsetCommit(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
+	req := kreq.(*kmsg.OffsetCommitRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	for _, rt := range req.Topics {
+		t := kmsg.NewOffsetCommitResponseTopic()
+		t.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			p := kmsg.NewOffsetCommitResponseTopicPartition()
+			p.Partition = rp.Partition
+			t.Partitions = append(t.Partitions, p)
+		}
+		resp.Topics = append(resp.Topics, t)
+	}
+	all := func(code int16) (kmsg.Response, error) {
+		for i := range resp.Topics {
+			for j := range resp.Topics[i].Partitions {
+				resp.Topics[i].Partitions[j].ErrorCode = code
+			}
+		}
+		return resp, nil
+	}
+	if engine.ValidateTopicName(req.Group) != nil {
+		return all(kerr.InvalidGroupID.Code)
+	}
+	gen := req.Generation
+	if req.Version == 0 {
+		gen = -1
+	}
+	code := c.s.groups.commit(req.Group, req.MemberID, gen, func() int16 {
+		for i, rt := range req.Topics {
+			c.commitTopic(req.Group, rt, resp.Topics[i].Partitions)
+		}
+		return 0
+	})
+	if code != 0 {
+		return all(code)
+	}
+	return resp, nil
+}
+
+// commitTopic writes one topic's offsets, setting each partition's error.
+func (c *conn) commitTopic(group string, rt kmsg.OffsetCommitRequestTopic, out []kmsg.OffsetCommitResponseTopicPartition) {
+	fail := func(code int16) {
+		for i := range out {
+			if out[i].ErrorCode == 0 {
+				out[i].ErrorCode = code
+			}
+		}
+	}
+	ti, err := c.s.b.DescribeTopic(rt.Topic)
+	if err != nil {
+		fail(errorCode(err))
+		return
+	}
+	offsets := map[int]int64{}
+	for i, rp := range rt.Partitions {
+		switch p := int(rp.Partition); {
+		case p < 0 || p >= len(ti.Partitions):
+			out[i].ErrorCode = kerr.UnknownTopicOrPartition.Code
+		case rp.Offset < 0 || rp.Offset > ti.Partitions[p].EndOffset:
+			// Kafka stores any offset; Ferry's subscriptions hold positions
+			// that exist, so a commit past the end is refused alone.
+			out[i].ErrorCode = kerr.OffsetOutOfRange.Code
+		default:
+			offsets[p] = rp.Offset
+		}
+	}
+	if len(offsets) == 0 {
+		return
+	}
+	if _, err := c.s.groupSubscription(c.ctx, rt.Topic, group, true); err != nil {
+		fail(errorCode(err))
+		return
+	}
+	if err := c.s.b.CommitStream(c.ctx, rt.Topic, group, offsets); err != nil {
+		fail(errorCode(err))
+	}
+}
