@@ -584,4 +584,17 @@ func TestPublishBatch(t *testing.T) {
 	if ti, _ := b.DescribeTopic("pb"); ti.Partitions[1].EndOffset != 6 {
 		t.Fatalf("partition 1 ends at %d after refused batches, want 6", ti.Partitions[1].EndOffset)
 	}
+
+	// Placed one after the other, then waited for: consecutive offsets.
+	o1, w1, err1 := b.PublishBatchAsync(bg, "pb", 1, bytes.Clone(bl.Build()))
+	o2, w2, err2 := b.PublishBatchAsync(bg, "pb", 1, bytes.Clone(bl.Build()))
+	if err1 != nil || err2 != nil || o1 != 6 || o2 != 9 {
+		t.Fatalf("placed at %d and %d: %v, %v", o1, o2, err1, err2)
+	}
+	if err := errors.Join(w2(), w1()); err != nil {
+		t.Fatal(err)
+	}
+	if ti, _ := b.DescribeTopic("pb"); ti.Partitions[1].EndOffset != 12 {
+		t.Fatalf("partition 1 ends at %d, want 12", ti.Partitions[1].EndOffset)
+	}
 }

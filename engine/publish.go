@@ -200,48 +200,72 @@ func (b *Broker) publishErr(err error) error {
 // copy's. ferry-deliver-at is stored as it is, which is what Publish
 // stores for DeliverAt.
 func (b *Broker) PublishBatch(ctx context.Context, topicName string, partition int, batch []byte) (int64, error) {
-	if err := ctx.Err(); err != nil {
+	off, wait, err := b.PublishBatchAsync(ctx, topicName, partition, batch)
+	if err != nil {
 		return 0, err
+	}
+	return off, wait()
+}
+
+// PublishBatchAsync is PublishBatch in two steps: it places the batch in
+// its partition (the offset it returns is final, and a batch placed later
+// lands after it) and returns at once; wait returns once the batch is
+// durable, with the error that kept it from being so. A front door that
+// pipelines a client's requests places each in the order received and
+// answers each after its wait, so one fsync covers several requests. The
+// batch must not be changed until wait returns. A batch that goes through
+// Publish (ferry-id) is stored before PublishBatchAsync returns.
+func (b *Broker) PublishBatchAsync(ctx context.Context, topicName string, partition int, batch []byte) (int64, func() error, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
 	}
 	h, err := record.ParseHeader(batch)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+		return 0, nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
 	if h.Compression() != record.CompressionNone {
-		return 0, fmt.Errorf("%w: batch is compressed (%s); inflate it first", ErrInvalidMessage, h.Compression())
+		return 0, nil, fmt.Errorf("%w: batch is compressed (%s); inflate it first", ErrInvalidMessage, h.Compression())
 	}
 	if withID, err := hasHeader(batch, headerID); err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+		return 0, nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	} else if withID {
-		return b.publishBatchAsMessages(ctx, topicName, partition, batch)
+		off, err := b.publishBatchAsMessages(ctx, topicName, partition, batch)
+		return off, func() error { return nil }, err
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	t, err := b.topic(topicName)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if partition < 0 || partition >= len(t.parts) {
-		return 0, fmt.Errorf("%w: topic %q has partitions 0..%d, not %d", ErrUnknownPartition, topicName, len(t.parts)-1, partition)
+		return 0, nil, fmt.Errorf("%w: topic %q has partitions 0..%d, not %d", ErrUnknownPartition, topicName, len(t.parts)-1, partition)
 	}
-	res, err := t.parts[partition].Append(batch)
+	res, wait, err := t.parts[partition].AppendAsync(batch)
 	if err != nil {
 		if errors.Is(err, log.ErrInvalidBatch) {
-			return 0, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+			return 0, nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 		}
-		return 0, fmt.Errorf("publish to %s/%d: %w", topicName, partition, b.publishErr(err))
+		return 0, nil, fmt.Errorf("publish to %s/%d: %w", topicName, partition, b.publishErr(err))
 	}
-	for _, hk := range b.hooks.publish {
-		hk.OnPublish(topicName, partition, int(h.NumRecords), len(batch))
-	}
-	for _, q := range t.subs {
-		q.notify()
-	}
-	for _, s := range t.streams {
-		s.notify()
-	}
-	b.notifyEphemerals(topicName)
-	return res.BaseOffset, nil
+	return res.BaseOffset, func() error {
+		if err := wait(); err != nil {
+			return fmt.Errorf("publish to %s/%d: %w", topicName, partition, b.publishErr(err))
+		}
+		for _, hk := range b.hooks.publish {
+			hk.OnPublish(topicName, partition, int(h.NumRecords), len(batch))
+		}
+		b.mu.RLock()
+		for _, q := range t.subs {
+			q.notify()
+		}
+		for _, s := range t.streams {
+			s.notify()
+		}
+		b.mu.RUnlock()
+		b.notifyEphemerals(topicName)
+		return nil
+	}, nil
 }
 
 // hasHeader reports whether a record of an uncompressed batch has a header

@@ -154,15 +154,33 @@ type AppendResult struct {
 // It rewrites the batch's base offset in place. Under FsyncAlways it returns
 // only once the batch is on disk.
 func (l *Log) Append(batch []byte) (AppendResult, error) {
+	res, wait, err := l.AppendAsync(batch)
+	if err != nil {
+		return res, err
+	}
+	if err := wait(); err != nil {
+		return AppendResult{}, err
+	}
+	return res, nil
+}
+
+// AppendAsync is Append in two steps: it places the batch (its offsets are
+// final, and a later append lands after it) and returns at once; wait
+// returns once the batch is durable under the fsync policy (at once unless
+// FsyncAlways), with the error that kept it from being so. A caller that
+// has several batches to store, in order, places them all and then waits:
+// one fsync then covers them all. The batch must not be changed until wait
+// has returned.
+func (l *Log) AppendAsync(batch []byte) (res AppendResult, wait func() error, err error) {
 	h, err := l.validate(batch)
 	if err != nil {
-		return AppendResult{}, err
+		return AppendResult{}, nil, err
 	}
 	size, offsets := int64(len(batch)), int64(h.LastOffsetDelta)+1
 	l.mu.Lock()
 	if err := l.writable(); err != nil {
 		l.mu.Unlock()
-		return AppendResult{}, err
+		return AppendResult{}, nil, err
 	}
 	if l.needsRoll(size, offsets) {
 		// A roll writes and fsyncs the active segment: it takes syncMu
@@ -177,7 +195,7 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 		l.syncMu.Unlock()
 		if err != nil {
 			l.mu.Unlock()
-			return AppendResult{}, err
+			return AppendResult{}, nil, err
 		}
 	}
 	base := l.next
@@ -194,26 +212,25 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 		}
 		l.undoWrite(seg, pos, err)
 		l.mu.Unlock()
-		return AppendResult{}, fmt.Errorf("%w: %w", ErrWrite, err)
+		return AppendResult{}, nil, fmt.Errorf("%w: %w", ErrWrite, err)
 	}
 	h.BaseOffset = base
 	seg.noteBatch(&h, pos, l.opts.IndexIntervalBytes)
 	l.next = h.NextOffset()
-	res := AppendResult{BaseOffset: base, LastOffset: h.LastOffset()}
+	res = AppendResult{BaseOffset: base, LastOffset: h.LastOffset()}
 	if l.opts.Fsync.Mode != FsyncAlways {
 		seg.allocated = max(seg.allocated, seg.size)
 		l.advanceVisible(l.next)
 		l.mu.Unlock()
-		return res, nil
+		return res, func() error { return nil }, nil
 	}
 	r := l.collecting
 	l.mu.Unlock()
 	l.requestSync()
-	<-r.done
-	if r.err != nil {
-		return AppendResult{}, r.err
-	}
-	return res, nil
+	return res, func() error {
+		<-r.done
+		return r.err
+	}, nil
 }
 
 // validate checks a batch before it is stored.

@@ -419,3 +419,33 @@ func TestAgeRetentionWithoutTimestamps(t *testing.T) {
 		t.Fatalf("old segments kept: %+v %v", res, err)
 	}
 }
+
+// TestAppendAsync: batches placed one after the other get consecutive
+// offsets at once, become visible only when durable, and one wait covers
+// what was placed before it under FsyncAlways.
+func TestAppendAsync(t *testing.T) {
+	for _, mode := range []FsyncMode{FsyncAlways, FsyncNever} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			l := openT(t, t.TempDir(), Options{Fsync: Fsync{Mode: mode}})
+			var waits []func() error
+			for i := range 3 {
+				res, wait, err := l.AppendAsync(batchOf(fmt.Sprint(i), 2, 1))
+				if err != nil || res.BaseOffset != int64(2*i) || res.LastOffset != int64(2*i+1) {
+					t.Fatalf("batch %d: %+v, %v", i, res, err)
+				}
+				waits = append(waits, wait)
+			}
+			if _, _, err := l.AppendAsync([]byte("not a batch")); err == nil {
+				t.Fatal("a malformed batch was placed")
+			}
+			for i := len(waits) - 1; i >= 0; i-- {
+				if err := waits[i](); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := readAll(t, l, 0); len(got) != 6 || l.VisibleOffset() != 6 {
+				t.Fatalf("read %d records, visible %d; want 6", len(got), l.VisibleOffset())
+			}
+		})
+	}
+}
