@@ -173,6 +173,13 @@ func (s *Server) apis() map[int16]api {
 		kmsg.Produce.Int16():     {3, 9, handleProduce},
 		kmsg.Fetch.Int16():       {4, 12, handleFetch},
 		kmsg.ListOffsets.Int16(): {1, 7, handleListOffsets},
+
+		// Topic administration.
+		kmsg.CreateTopics.Int16():     {0, 7, handleCreateTopics},
+		kmsg.DeleteTopics.Int16():     {0, 5, handleDeleteTopics},
+		kmsg.DescribeConfigs.Int16():  {0, 4, handleDescribeConfigs},
+		kmsg.CreatePartitions.Int16(): {0, 3, handleCreatePartitions},
+		kmsg.DescribeCluster.Int16():  {0, 1, handleDescribeCluster},
 	}
 }
 
