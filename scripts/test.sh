@@ -45,6 +45,17 @@ need_deb() {
 # The race detector needs cgo, so a C compiler and the C library headers.
 # Front doors will add the real clients their tests drive here (kcat, ...).
 need_deb gcc libc6-dev
+# The Kafka front door's tests drive kcat (librdkafka) and kafkajs (Node.js,
+# installed by npm from tests/kafkajs/package-lock.json); with CI set, those
+# tests fail rather than skip when the tool is missing. A Node.js from
+# elsewhere (NodeSource's nodejs package) brings its own npm and conflicts
+# with Debian's npm package: then npm is not asked for.
+need_deb kcat
+if command -v npm >/dev/null 2>&1; then
+	need_deb nodejs
+else
+	need_deb nodejs npm
+fi
 export CGO_ENABLED=1
 
 go mod download

@@ -194,6 +194,7 @@ func (s *Server) apis() map[int16]api {
 		kmsg.Fetch.Int16():       {4, 12, handleFetch},
 		kmsg.ListOffsets.Int16(): {1, 7, handleListOffsets},
 
+		// Consumer groups.
 		kmsg.FindCoordinator.Int16(): {0, 4, handleFindCoordinator},
 		kmsg.JoinGroup.Int16():       {0, 8, handleJoinGroup},
 		kmsg.SyncGroup.Int16():       {0, 5, handleSyncGroup},
@@ -204,6 +205,13 @@ func (s *Server) apis() map[int16]api {
 		kmsg.ListGroups.Int16():      {0, 4, handleListGroups},
 		kmsg.DescribeGroups.Int16():  {0, 5, handleDescribeGroups},
 		kmsg.DeleteGroups.Int16():    {0, 2, handleDeleteGroups},
+
+		// Topic administration.
+		kmsg.CreateTopics.Int16():     {0, 7, handleCreateTopics},
+		kmsg.DeleteTopics.Int16():     {0, 5, handleDeleteTopics},
+		kmsg.DescribeConfigs.Int16():  {0, 4, handleDescribeConfigs},
+		kmsg.CreatePartitions.Int16(): {0, 3, handleCreatePartitions},
+		kmsg.DescribeCluster.Int16():  {0, 1, handleDescribeCluster},
 	}
 }
 
