@@ -56,6 +56,10 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []wai
 			p := kmsg.NewFetchResponseTopicPartition()
 			p.Partition = rp.Partition
 			p.PreferredReadReplica = -1
+			// Empty, not null: librdkafka drops a whole response with a
+			// null record set ("invalid MessageSetSize -1"), and sarama
+			// before Fetch v12 drops the connection.
+			p.RecordBatches = []byte{}
 			limit := min(int(rp.PartitionMaxBytes), budget)
 			if size > 0 && limit <= 0 {
 				// The request's budget is spent: this partition gets
@@ -76,7 +80,9 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []wai
 				t.Partitions = append(t.Partitions, p)
 				continue
 			}
-			p.RecordBatches = res.Batches.Data
+			if len(res.Batches.Data) > 0 {
+				p.RecordBatches = res.Batches.Data
+			}
 			if len(p.RecordBatches) == 0 {
 				waitOn = append(waitOn, waitPos{rt.Topic, int(rp.Partition), rp.FetchOffset})
 			}
