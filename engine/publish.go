@@ -213,8 +213,8 @@ func (b *Broker) PublishBatch(ctx context.Context, topicName string, partition i
 // durable, with the error that kept it from being so. A front door that
 // pipelines a client's requests places each in the order received and
 // answers each after its wait, so one fsync covers several requests. The
-// batch must not be changed until wait returns. A batch that goes through
-// Publish (ferry-id) is stored before PublishBatchAsync returns.
+// batch's memory may be reused once PublishBatchAsync returns. A batch
+// that goes through Publish (ferry-id) is stored before it returns.
 func (b *Broker) PublishBatchAsync(ctx context.Context, topicName string, partition int, batch []byte) (int64, func() error, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err

@@ -14,9 +14,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// conn is one client connection. Requests are served one at a time, in
-// order, as Kafka does (a broker reads a connection's next request once it
-// has answered the last), so responses go out in the order asked.
+// conn is one client connection. Its requests are read and handled one at
+// a time, in order, as Kafka does, but a handler may leave part of its work
+// to finish later (a produce places its batches in the logs, then waits for
+// their fsync): the connection then goes on to the next request while the
+// writer waits, and responses still go out in the order asked. So the
+// requests a client pipelines on one connection (franz-go sends up to 5
+// produce requests at once) share fsyncs instead of each waiting for its
+// own.
 type conn struct {
 	s      *Server
 	nc     net.Conn
@@ -27,8 +32,21 @@ type conn struct {
 	apis   map[int16]api
 
 	clientID string
-	buf      []byte // the request being served
-	out      []byte // the response being built
+	buf      []byte // the request being read
+	out      []byte // the response being written
+	later    func() // set by a handler: to run before its response is written
+}
+
+// maxPipelined bounds the responses a connection holds, finished or
+// waiting, before it reads the next request.
+const maxPipelined = 16
+
+// reply is a response on its way: wait (nil for none) runs first, then
+// resp (nil for none: a produce with acks 0) is written.
+type reply struct {
+	h    header
+	resp kmsg.Response
+	wait func()
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -52,51 +70,90 @@ var errFrame = errors.New("bad frame")
 func (c *conn) serve() {
 	defer c.nc.Close()
 	defer c.cancel()
+	replies := make(chan reply, maxPipelined)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		c.writeLoop(replies)
+	}()
+	defer func() {
+		close(replies)
+		<-written // what was answered before the end goes out
+	}()
 	for {
-		err := c.serveOne()
-		if err == nil {
-			continue
+		r, err := c.readOne()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && c.ctx.Err() == nil {
+				c.s.log.Info("kafka: closing connection", "remote", c.nc.RemoteAddr().String(), "client_id", c.clientID, "err", err)
+			}
+			return
 		}
-		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && c.ctx.Err() == nil {
-			c.s.log.Info("kafka: closing connection", "remote", c.nc.RemoteAddr().String(), "client_id", c.clientID, "err", err)
+		select {
+		case replies <- r:
+		case <-c.ctx.Done():
+			return
 		}
-		return
 	}
 }
 
-// serveOne reads one request and writes its response.
-func (c *conn) serveOne() error {
+// writeLoop writes the replies in order, each once its wait is over,
+// flushing when no other reply is ready. After a write fails it only
+// drains (the connection is being closed).
+func (c *conn) writeLoop(replies <-chan reply) {
+	failed := false
+	for r := range replies {
+		if r.wait != nil {
+			r.wait()
+		}
+		if failed || r.resp == nil {
+			continue
+		}
+		err := c.write(r.h, r.resp)
+		if err == nil && len(replies) == 0 {
+			err = c.w.Flush()
+		}
+		if err != nil {
+			failed = true
+			c.cancel()
+			c.nc.Close() // ends the reader's wait for the next request
+		}
+	}
+	if !failed {
+		c.w.Flush()
+	}
+}
+
+// readOne reads one request and handles it.
+func (c *conn) readOne() (reply, error) {
 	var size [4]byte
 	if _, err := io.ReadFull(c.r, size[:]); err != nil {
-		return err
+		return reply{}, err
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
 	if n < 8 || int(n) > c.s.opts.MaxRequestBytes {
-		return fmt.Errorf("%w: request of %d bytes (limit %d)", errFrame, n, c.s.opts.MaxRequestBytes)
+		return reply{}, fmt.Errorf("%w: request of %d bytes (limit %d)", errFrame, n, c.s.opts.MaxRequestBytes)
 	}
 	if cap(c.buf) < int(n) {
 		c.buf = make([]byte, n)
 	}
 	c.buf = c.buf[:n]
 	if _, err := io.ReadFull(c.r, c.buf); err != nil {
-		return err
+		return reply{}, err
 	}
 	h, body, err := c.parseHeader(c.buf)
 	if err != nil {
-		return err
+		return reply{}, err
 	}
 	c.clientID = h.clientID
+	c.later = nil
 	resp, err := c.dispatch(h, body)
 	if cap(c.buf) > 1<<20 {
-		c.buf = nil // nor a large produce's
+		c.buf = nil // a large produce's memory is not kept by an idle connection
 	}
 	if err != nil {
-		return err
+		return reply{}, err
 	}
-	if resp == nil {
-		return nil // acks 0: no response
-	}
-	return c.write(h, resp)
+	return reply{h: h, resp: resp, wait: c.later}, nil
 }
 
 // parseHeader splits a request into its header and body.
@@ -194,7 +251,7 @@ func (c *conn) unsupported(h header) (kmsg.Response, error) {
 	return resp, nil
 }
 
-// write sends resp: its size, the correlation id, the header's tagged
+// write buffers resp: its size, the correlation id, the header's tagged
 // fields when flexible (never for ApiVersions), then the body.
 func (c *conn) write(h header, resp kmsg.Response) error {
 	out := append(c.out[:0], 0, 0, 0, 0)
@@ -205,11 +262,9 @@ func (c *conn) write(h header, resp kmsg.Response) error {
 	out = resp.AppendTo(out)
 	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
 	c.out = out
-	if _, err := c.w.Write(out); err != nil {
-		return err
-	}
 	if cap(c.out) > 1<<20 {
-		c.out = nil // a large fetch's memory is not kept by an idle connection
+		c.out = nil // nor a large fetch's
 	}
-	return c.w.Flush()
+	_, err := c.w.Write(out)
+	return err
 }

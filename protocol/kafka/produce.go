@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -15,12 +14,13 @@ import (
 )
 
 // Produce (key 0), versions 3-9 (magic-2 record batches only): each
-// partition's batches are checked (CRC, format), their records published
-// to the engine in one call, and the partition answered with the first
-// offset once stored (after the fsync the topic's policy asks for, for
-// acks 1 and -1 alike: there are no replicas to wait for). With acks 0
-// there is no response. Partitions of one request are stored
-// concurrently, so they share group commits.
+// partition's batches are checked (CRC, format), placed in the partition's
+// log as they are (engine.PublishBatchAsync), and the partition answered
+// with the first offset once stored (after the fsync the topic's policy
+// asks for, for acks 1 and -1 alike: there are no replicas to wait for).
+// The waiting is left to the connection's writer (conn.later), so the
+// next request of the connection is read meanwhile and its batches join
+// the same fsync. With acks 0 there is no response.
 func handleProduce(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
@@ -30,7 +30,7 @@ func handleProduce(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
 		defer cancel()
 	}
-	var wg sync.WaitGroup
+	var waits []func()
 	for _, rt := range req.Topics {
 		t := kmsg.NewProduceResponseTopic()
 		t.Topic = rt.Topic
@@ -50,13 +50,21 @@ func handleProduce(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 				out.ErrorCode = errorCode(known)
 				continue
 			}
-			wg.Go(func() { produce(ctx, c, rt.Topic, rp, out) })
+			if wait := produce(ctx, c, rt.Topic, rp, out); wait != nil {
+				waits = append(waits, wait)
+			}
 		}
 		resp.Topics = append(resp.Topics, t)
 	}
-	wg.Wait()
 	if req.Acks == 0 {
 		return nil, nil
+	}
+	if len(waits) > 0 {
+		c.later = func() {
+			for _, w := range waits {
+				w()
+			}
+		}
 	}
 	return resp, nil
 }
@@ -71,36 +79,56 @@ func (s *Server) knownTopic(c *conn, name string) error {
 	return err
 }
 
-// produce stores one partition's batches and fills out.
-func produce(ctx context.Context, c *conn, topic string, rp kmsg.ProduceRequestTopicPartition, out *kmsg.ProduceResponseTopicPartition) {
+// produce places one partition's batches and fills out; the func it
+// returns (nil when nothing was placed) waits for them to be durable and
+// fills in an error that kept them from it.
+func produce(ctx context.Context, c *conn, topic string, rp kmsg.ProduceRequestTopicPartition, out *kmsg.ProduceResponseTopicPartition) func() {
 	batches, err := produceBatches(rp.Records, c.s.opts.MaxRequestBytes)
 	if err == nil && len(batches) == 0 {
 		err = fmt.Errorf("%w: no record batch", engine.ErrInvalidMessage)
 	}
 	if err != nil {
-		out.ErrorCode = errorCode(err)
-		out.ErrorMessage = kmsg.StringPtr(err.Error())
-		return
+		setProduceErr(c, topic, rp.Partition, out, err)
+		return nil
 	}
+	var waits []func() error
 	for i, batch := range batches {
-		off, err := c.s.b.PublishBatch(ctx, topic, int(rp.Partition), batch)
+		off, wait, err := c.s.b.PublishBatchAsync(ctx, topic, int(rp.Partition), batch)
 		if err != nil {
-			// Batches before this one are stored; Kafka clients send one
+			// Batches before this one are placed; Kafka clients send one
 			// batch per partition, so this is rare.
-			out.ErrorCode = errorCode(err)
-			if out.ErrorCode == kerr.UnknownServerError.Code {
-				c.s.log.Warn("kafka: produce failed", "topic", topic, "partition", rp.Partition, "err", err)
-			}
-			out.ErrorMessage = kmsg.StringPtr(err.Error())
-			return
+			setProduceErr(c, topic, rp.Partition, out, err)
+			break
 		}
+		waits = append(waits, wait)
 		if i == 0 {
 			out.BaseOffset = off
 		}
 	}
-	if ti, err := c.s.b.DescribeTopic(topic); err == nil && int(rp.Partition) < len(ti.Partitions) {
-		out.LogStartOffset = ti.Partitions[rp.Partition].StartOffset
+	if len(waits) == 0 {
+		return nil
 	}
+	return func() {
+		for _, w := range waits {
+			if err := w(); err != nil && out.ErrorCode == 0 {
+				setProduceErr(c, topic, rp.Partition, out, err)
+			}
+		}
+		if out.ErrorCode == 0 {
+			if ti, err := c.s.b.DescribeTopic(topic); err == nil && int(rp.Partition) < len(ti.Partitions) {
+				out.LogStartOffset = ti.Partitions[rp.Partition].StartOffset
+			}
+		}
+	}
+}
+
+// setProduceErr answers a partition with err.
+func setProduceErr(c *conn, topic string, p int32, out *kmsg.ProduceResponseTopicPartition, err error) {
+	out.ErrorCode = errorCode(err)
+	if out.ErrorCode == kerr.UnknownServerError.Code {
+		c.s.log.Warn("kafka: produce failed", "topic", topic, "partition", p, "err", err)
+	}
+	out.ErrorMessage = kmsg.StringPtr(err.Error())
 }
 
 // produceBatches splits a partition's records into batches and checks

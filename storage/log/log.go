@@ -169,8 +169,8 @@ func (l *Log) Append(batch []byte) (AppendResult, error) {
 // returns once the batch is durable under the fsync policy (at once unless
 // FsyncAlways), with the error that kept it from being so. A caller that
 // has several batches to store, in order, places them all and then waits:
-// one fsync then covers them all. The batch must not be changed until wait
-// has returned.
+// one fsync then covers them all. The log has written or copied the batch
+// when AppendAsync returns: the caller may reuse its memory.
 func (l *Log) AppendAsync(batch []byte) (res AppendResult, wait func() error, err error) {
 	h, err := l.validate(batch)
 	if err != nil {
