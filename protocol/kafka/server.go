@@ -10,10 +10,12 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ferrymq/ferry/engine"
+	"github.com/ferrymq/ferry/internal/clock"
 )
 
 // Options configure the Kafka front door.
@@ -29,6 +31,15 @@ type Options struct {
 	// allow_auto_topic_creation) or a Produce names and that does not exist,
 	// as Kafka's auto.create.topics.enable.
 	AutoCreateTopics bool
+	// ProducerIdleTimeout is how long the broker remembers an idempotent
+	// producer that produces nothing; 24h when 0 (Kafka's
+	// producer.id.expiration.ms).
+	ProducerIdleTimeout time.Duration
+	// MaxProducers bounds the idempotent producers remembered; past it the
+	// least recently used is forgotten. 50000 when 0.
+	MaxProducers int
+	// Clock tells the time (producer expiry); the wall clock when nil.
+	Clock clock.Clock
 	// Logger receives connection errors; none when nil.
 	Logger *slog.Logger
 }
@@ -41,6 +52,8 @@ type Server struct {
 	b    *engine.Broker
 	opts Options
 	log  *slog.Logger
+
+	producers *producerTable // idempotent producers' sequences
 
 	advertised struct {
 		host string
@@ -61,11 +74,21 @@ func New(b *engine.Broker, opts Options) *Server {
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = 100 << 20
 	}
+	if opts.ProducerIdleTimeout <= 0 {
+		opts.ProducerIdleTimeout = 24 * time.Hour
+	}
+	if opts.MaxProducers <= 0 {
+		opts.MaxProducers = 50000
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{b: b, opts: opts, log: log, conns: map[*conn]struct{}{}}
+	s := &Server{b: b, opts: opts, log: log, conns: map[*conn]struct{}{},
+		producers: newProducerTable(opts.Clock, opts.ProducerIdleTimeout, opts.MaxProducers)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -173,6 +196,8 @@ func (s *Server) apis() map[int16]api {
 		kmsg.Produce.Int16():     {3, 9, handleProduce},
 		kmsg.Fetch.Int16():       {4, 12, handleFetch},
 		kmsg.ListOffsets.Int16(): {1, 7, handleListOffsets},
+
+		kmsg.InitProducerID.Int16(): {0, 4, handleInitProducerID},
 	}
 }
 
