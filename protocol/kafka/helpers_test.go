@@ -57,7 +57,10 @@ var codecs = []struct {
 		out = binary.BigEndian.AppendUint32(out, 1)
 		out = binary.BigEndian.AppendUint32(out, 1)
 		for len(b) > 0 {
-			n := min(len(b), 32)
+			n := min(len(b), 32) // several chunks even for a few records
+			if len(b) > 4<<10 {
+				n = min(len(b), 32<<10)
+			}
 			block := s2.EncodeSnappy(nil, b[:n])
 			out = binary.BigEndian.AppendUint32(out, uint32(len(block)))
 			out = append(out, block...)
