@@ -26,7 +26,10 @@ import (
 // start time, so they are not handed out again), it gets
 // UNKNOWN_PRODUCER_ID, takes a new id and sends the batch again. The same
 // holds for a producer forgotten for being idle past Options.ProducerIdleTimeout
-// or evicted, least recently used first, past Options.MaxProducers.
+// or evicted, least recently used first, past Options.MaxProducers. And a
+// produce that fails after its records may have reached the log (its
+// timeout ends while it waits for the fsync) leaves no trace here, so its
+// retry is stored again.
 //
 // Locks: producerTable.mu and producer.mu are held only briefly and never
 // together; a sequences.mu is held across the store of a batch, with
