@@ -51,6 +51,10 @@ type Config struct {
 	// KafkaAutoCreateTopics creates a topic a Kafka client names and that
 	// does not exist (Kafka's auto.create.topics.enable); true by default.
 	KafkaAutoCreateTopics bool `toml:"kafka_auto_create_topics"`
+	// KafkaMaxRequestBytes bounds one Kafka request, and what a compressed
+	// batch in it may inflate to; 100 MiB by default (Kafka's
+	// socket.request.max.bytes).
+	KafkaMaxRequestBytes int `toml:"kafka_max_request_bytes"`
 }
 
 // Duration is a time.Duration written as text ("30s") in the config file.
@@ -82,6 +86,7 @@ func Defaults() Config {
 
 		KafkaAddr:             "127.0.0.1:9092",
 		KafkaAutoCreateTopics: true,
+		KafkaMaxRequestBytes:  100 << 20,
 	}
 }
 
@@ -104,6 +109,7 @@ var envNames = map[string]string{
 	"kafka_addr":               "FERRY_KAFKA_ADDR",
 	"kafka_advertised_addr":    "FERRY_KAFKA_ADVERTISED_ADDR",
 	"kafka_auto_create_topics": "FERRY_KAFKA_AUTO_CREATE_TOPICS",
+	"kafka_max_request_bytes":  "FERRY_KAFKA_MAX_REQUEST_BYTES",
 }
 
 // Load builds the configuration: defaults, then the config file (when path
@@ -170,6 +176,8 @@ func (c *Config) set(name, v string) error {
 			return fmt.Errorf("%q is not true or false", v)
 		}
 		c.KafkaAutoCreateTopics = b
+	case "kafka_max_request_bytes":
+		return setInt(&c.KafkaMaxRequestBytes, v)
 	default:
 		return fmt.Errorf("unknown setting %q", name)
 	}
@@ -212,7 +220,7 @@ func (c Config) Validate() error {
 	for _, l := range []struct {
 		name string
 		v    int
-	}{{"max_request_bytes", c.MaxRequestBytes}, {"max_streams", c.MaxStreams}, {"max_credit", c.MaxCredit}} {
+	}{{"max_request_bytes", c.MaxRequestBytes}, {"max_streams", c.MaxStreams}, {"max_credit", c.MaxCredit}, {"kafka_max_request_bytes", c.KafkaMaxRequestBytes}} {
 		if l.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s %d must be positive", l.name, l.v))
 		}

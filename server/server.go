@@ -65,6 +65,7 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		s.kafka = kafka.New(b, kafka.Options{
 			AdvertisedAddr:   cfg.KafkaAdvertisedAddr,
 			AutoCreateTopics: cfg.KafkaAutoCreateTopics,
+			MaxRequestBytes:  cfg.KafkaMaxRequestBytes,
 			Logger:           logger,
 		})
 	}

@@ -48,7 +48,7 @@ progress, flush, close); a second signal exits at once.`,
 			flags := map[string]string{}
 			for _, name := range []string{"data-dir", "http-addr", "log-format", "log-level", "fsync", "shutdown-timeout",
 				"max-request-bytes", "max-streams", "max-credit", "send-timeout",
-				"kafka-addr", "kafka-advertised-addr", "kafka-auto-create-topics"} {
+				"kafka-addr", "kafka-advertised-addr", "kafka-auto-create-topics", "kafka-max-request-bytes"} {
 				if f := cmd.Flags().Lookup(name); f.Changed {
 					flags[underscore(name)] = f.Value.String()
 				}
@@ -79,6 +79,7 @@ progress, flush, close); a second signal exits at once.`,
 	f.String("kafka-addr", d.KafkaAddr, `Kafka listener, or "off" (env FERRY_KAFKA_ADDR)`)
 	f.String("kafka-advertised-addr", d.KafkaAdvertisedAddr, "host:port Kafka clients are told to connect to; the listener's when empty (env FERRY_KAFKA_ADVERTISED_ADDR)")
 	f.Bool("kafka-auto-create-topics", d.KafkaAutoCreateTopics, "create a topic a Kafka client names that does not exist (env FERRY_KAFKA_AUTO_CREATE_TOPICS)")
+	f.Int("kafka-max-request-bytes", d.KafkaMaxRequestBytes, "largest Kafka request, and what a compressed batch may inflate to (env FERRY_KAFKA_MAX_REQUEST_BYTES)")
 	return cmd
 }
 

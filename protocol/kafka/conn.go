@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"reflect"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -50,7 +51,14 @@ type reply struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10), apis: s.apis()}
+	return newConnIO(s, nc, nc, nc)
+}
+
+// newConnIO is a conn that reads requests from r and writes responses to
+// w; nc is the network connection they come from, nil in tests that feed
+// bytes to it without a network.
+func newConnIO(s *Server, nc net.Conn, r io.Reader, w io.Writer) *conn {
+	c := &conn{s: s, nc: nc, r: bufio.NewReaderSize(r, 64<<10), w: bufio.NewWriterSize(w, 64<<10), apis: s.apis()}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	return c
 }
@@ -133,11 +141,8 @@ func (c *conn) readOne() (reply, error) {
 	if n < 8 || int(n) > c.s.opts.MaxRequestBytes {
 		return reply{}, fmt.Errorf("%w: request of %d bytes (limit %d)", errFrame, n, c.s.opts.MaxRequestBytes)
 	}
-	if cap(c.buf) < int(n) {
-		c.buf = make([]byte, n)
-	}
-	c.buf = c.buf[:n]
-	if _, err := io.ReadFull(c.r, c.buf); err != nil {
+	var err error
+	if c.buf, err = readFrame(c.r, c.buf[:0], int(n)); err != nil {
 		return reply{}, err
 	}
 	h, body, err := c.parseHeader(c.buf)
@@ -154,6 +159,26 @@ func (c *conn) readOne() (reply, error) {
 		return reply{}, err
 	}
 	return reply{h: h, resp: resp, wait: c.later}, nil
+}
+
+// readFrame appends n bytes from r to buf. Past what buf holds, it grows
+// as the bytes arrive rather than by the size announced, so a client that
+// announces a large request and sends little holds little memory.
+func readFrame(r io.Reader, buf []byte, n int) ([]byte, error) {
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), max(len(buf), 64<<10)))
+		}
+		k, err := r.Read(buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+k]
+		if err != nil && len(buf) < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // parseHeader splits a request into its header and body.

@@ -15,12 +15,16 @@ import (
 
 // Produce (key 0), versions 3-9 (magic-2 record batches only): each
 // partition's batches are checked (CRC, format), placed in the partition's
-// log as they are (engine.PublishBatchAsync), and the partition answered
-// with the first offset once stored (after the fsync the topic's policy
-// asks for, for acks 1 and -1 alike: there are no replicas to wait for).
-// The waiting is left to the connection's writer (conn.later), so the
-// next request of the connection is read meanwhile and its batches join
-// the same fsync. With acks 0 there is no response.
+// log as they are (engine.PublishBatchAsync; a compressed batch is
+// inflated first, within one budget for the whole request,
+// Options.MaxRequestBytes), and the partition answered with the first
+// offset once stored (after the fsync the topic's policy asks for, for
+// acks 1 and -1 alike: there are no replicas to wait for). The waiting is
+// left to the connection's writer (conn.later), so the next request of
+// the connection is read meanwhile and its batches join the same fsync.
+// With acks 0 there is no response. Batches of an idempotent producer
+// (producer id >= 0) are checked against its sequences (producers.go): a
+// retry of a batch stored is answered with its offset, not stored again.
 func handleProduce(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
@@ -30,6 +34,7 @@ func handleProduce(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
 		defer cancel()
 	}
+	budget := c.s.opts.MaxRequestBytes
 	var waits []func()
 	for _, rt := range req.Topics {
 		t := kmsg.NewProduceResponseTopic()
@@ -50,7 +55,12 @@ func handleProduce(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 				out.ErrorCode = errorCode(known)
 				continue
 			}
-			if wait := produce(ctx, c, rt.Topic, rp, out); wait != nil {
+			d, err := decodeProduce(rp.Records, &budget)
+			if err != nil {
+				setProduceErr(c, rt.Topic, rp.Partition, out, err)
+				continue
+			}
+			if wait := produce(ctx, c, rt.Topic, rp.Partition, d, out); wait != nil {
 				waits = append(waits, wait)
 			}
 		}
@@ -82,42 +92,63 @@ func (s *Server) knownTopic(c *conn, name string) error {
 // produce places one partition's batches and fills out; the func it
 // returns (nil when nothing was placed) waits for them to be durable and
 // fills in an error that kept them from it.
-func produce(ctx context.Context, c *conn, topic string, rp kmsg.ProduceRequestTopicPartition, out *kmsg.ProduceResponseTopicPartition) func() {
-	batches, err := produceBatches(rp.Records, c.s.opts.MaxRequestBytes)
-	if err == nil && len(batches) == 0 {
-		err = fmt.Errorf("%w: no record batch", engine.ErrInvalidMessage)
-	}
-	if err != nil {
-		setProduceErr(c, topic, rp.Partition, out, err)
+func produce(ctx context.Context, c *conn, topic string, partition int32, d produced, out *kmsg.ProduceResponseTopicPartition) func() {
+	if len(d.batches) == 0 {
+		setProduceErr(c, topic, partition, out, fmt.Errorf("%w: no record batch", engine.ErrInvalidMessage))
 		return nil
 	}
+	var seqs *sequences
+	if d.producerID >= 0 {
+		var ok bool
+		if seqs, ok = producerSequences(c, topic, partition, d.producerID, out); !ok {
+			return nil
+		}
+		// Held until the batches are placed: a concurrent retry of the
+		// same batches must see them recorded.
+		defer seqs.mu.Unlock()
+		offset, dup, err := seqs.check(d.producerID, d.seqs)
+		if err != nil {
+			out.ErrorCode = err.(*seqError).code
+			out.ErrorMessage = kmsg.StringPtr(err.Error())
+			return nil
+		}
+		if dup {
+			out.BaseOffset = offset
+			out.LogStartOffset = logStartOffset(c, topic, partition)
+			return nil
+		}
+	}
 	var waits []func() error
-	for i, batch := range batches {
-		off, wait, err := c.s.b.PublishBatchAsync(ctx, topic, int(rp.Partition), batch)
+	var offsets []int64
+	for _, batch := range d.batches {
+		off, wait, err := c.s.b.PublishBatchAsync(ctx, topic, int(partition), batch)
 		if err != nil {
 			// Batches before this one are placed; Kafka clients send one
 			// batch per partition, so this is rare.
-			setProduceErr(c, topic, rp.Partition, out, err)
+			setProduceErr(c, topic, partition, out, err)
 			break
 		}
-		waits = append(waits, wait)
-		if i == 0 {
-			out.BaseOffset = off
-		}
+		offsets, waits = append(offsets, off), append(waits, wait)
 	}
-	if len(waits) == 0 {
+	if len(offsets) == 0 {
 		return nil
+	}
+	out.BaseOffset = offsets[0]
+	if seqs != nil && len(offsets) == len(d.seqs) {
+		// Recorded once placed: a retry that comes before the fsync is
+		// answered with these offsets too (its answer waits behind this
+		// one's on the connection, or the client's retry comes after a
+		// timeout, when the batch is durable or the log has failed).
+		seqs.record(d.seqs, offsets)
 	}
 	return func() {
 		for _, w := range waits {
 			if err := w(); err != nil && out.ErrorCode == 0 {
-				setProduceErr(c, topic, rp.Partition, out, err)
+				setProduceErr(c, topic, partition, out, err)
 			}
 		}
 		if out.ErrorCode == 0 {
-			if ti, err := c.s.b.DescribeTopic(topic); err == nil && int(rp.Partition) < len(ti.Partitions) {
-				out.LogStartOffset = ti.Partitions[rp.Partition].StartOffset
-			}
+			out.LogStartOffset = logStartOffset(c, topic, partition)
 		}
 	}
 }
@@ -131,27 +162,82 @@ func setProduceErr(c *conn, topic string, p int32, out *kmsg.ProduceResponseTopi
 	out.ErrorMessage = kmsg.StringPtr(err.Error())
 }
 
-// produceBatches splits a partition's records into batches and checks
-// each: magic 2, a good CRC, not transactional. A compressed batch is
-// inflated (to at most limit bytes) into an uncompressed one with its CRC
-// set again: Ferry stores batches uncompressed, so that consumers of every
-// front door read them. Uncompressed batches alias data.
-func produceBatches(data []byte, limit int) ([][]byte, error) {
-	var out [][]byte
+// producerSequences returns the idempotent producer's state on the
+// partition, locked, or answers out with why there is none.
+func producerSequences(c *conn, topic string, partition int32, pid int64, out *kmsg.ProduceResponseTopicPartition) (*sequences, bool) {
+	p := c.s.producers.lookup(pid)
+	if p == nil {
+		out.ErrorCode = kerr.UnknownProducerID.Code
+		out.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("producer id %d is not known to this broker (never handed out, idle too long, or before a restart): get a new one with InitProducerId", pid))
+		return nil, false
+	}
+	// A partition that does not exist gets no state: a client naming
+	// partitions at random must not grow it.
+	if ti, err := c.s.b.DescribeTopic(topic); err != nil || partition < 0 || int(partition) >= len(ti.Partitions) {
+		if err == nil {
+			err = fmt.Errorf("%w: topic %q has no partition %d", engine.ErrUnknownPartition, topic, partition)
+		}
+		out.ErrorCode = errorCode(err)
+		out.ErrorMessage = kmsg.StringPtr(err.Error())
+		return nil, false
+	}
+	return p.partition(topic, partition), true
+}
+
+// logStartOffset is the partition's first offset kept, 0 when unknown.
+func logStartOffset(c *conn, topic string, partition int32) int64 {
+	if ti, err := c.s.b.DescribeTopic(topic); err == nil && partition >= 0 && int(partition) < len(ti.Partitions) {
+		return ti.Partitions[partition].StartOffset
+	}
+	return 0
+}
+
+// produced is a partition's checked batches, uncompressed, and for an
+// idempotent producer each batch's sequences.
+type produced struct {
+	batches    [][]byte
+	producerID int64 // -1: not idempotent
+	seqs       []batchSeq
+}
+
+// decodeProduce splits a partition's records into batches and checks
+// each: magic 2, a good CRC, not transactional, all from one producer (or
+// none). A compressed batch is inflated, within *budget bytes (which it
+// lowers by what it inflated), into an uncompressed one with its CRC set
+// again: Ferry stores batches uncompressed, so that consumers of every
+// front door read them. Uncompressed batches alias data. The log checks
+// the records themselves when the batch is placed.
+func decodeProduce(data []byte, budget *int) (produced, error) {
+	d := produced{producerID: -1}
 	err := record.Split(data, func(h record.Header, batch []byte) error {
+		if h.Magic != record.Magic {
+			return fmt.Errorf("%w: record batch magic %d, only 2 is served", record.ErrCorrupt, h.Magic)
+		}
 		if h.Transactional() || h.Control() {
 			return fmt.Errorf("%w: transactional batches are not supported", engine.ErrInvalidMessage)
 		}
+		pid := max(h.ProducerID, -1)
+		if len(d.batches) > 0 && pid != d.producerID {
+			return fmt.Errorf("%w: batches of producer ids %d and %d for one partition", engine.ErrInvalidMessage, d.producerID, pid)
+		}
+		d.producerID = pid
+		if pid >= 0 {
+			if h.NumRecords <= 0 {
+				return fmt.Errorf("%w: idempotent batch of %d records", engine.ErrInvalidMessage, h.NumRecords)
+			}
+			d.seqs = append(d.seqs, batchSeq{epoch: h.ProducerEpoch, firstSeq: h.BaseSequence, count: h.NumRecords})
+		}
 		if h.Compression() != record.CompressionNone {
 			var err error
-			if batch, err = decompressed(h, batch, limit); err != nil {
+			if batch, err = decompressed(h, batch, *budget); err != nil {
 				return err
 			}
+			*budget -= len(batch) - record.HeaderSize
 		}
-		out = append(out, batch)
+		d.batches = append(d.batches, batch)
 		return nil
 	})
-	return out, err
+	return d, err
 }
 
 // errUnsupportedCompression: a batch compressed with a codec not served.

@@ -31,14 +31,21 @@ type Options struct {
 	// allow_auto_topic_creation) or a Produce names and that does not exist,
 	// as Kafka's auto.create.topics.enable.
 	AutoCreateTopics bool
+	// ProducerIdleTimeout is how long the broker remembers an idempotent
+	// producer that produces nothing; 24h when 0 (Kafka's
+	// producer.id.expiration.ms).
+	ProducerIdleTimeout time.Duration
+	// MaxProducers bounds the idempotent producers remembered; past it the
+	// least recently used is forgotten. 50000 when 0.
+	MaxProducers int
 	// Logger receives connection errors; none when nil.
 	Logger *slog.Logger
 	// GroupInitialRebalanceDelay is how long an empty consumer group's
 	// first rebalance waits for more members (Kafka's
 	// group.initial.rebalance.delay.ms): 100ms when 0, none when negative.
 	GroupInitialRebalanceDelay time.Duration
-	// Clock drives the consumer groups' session and rebalance timers; the
-	// wall clock when nil.
+	// Clock drives the consumer groups' session and rebalance timers and
+	// idempotent producers' expiry; the wall clock when nil.
 	Clock clock.Clock
 }
 
@@ -51,6 +58,8 @@ type Server struct {
 	opts   Options
 	log    *slog.Logger
 	groups *coordinator
+
+	producers *producerTable // idempotent producers' sequences
 
 	advertised struct {
 		host string
@@ -74,6 +83,12 @@ func New(b *engine.Broker, opts Options) *Server {
 	if opts.GroupInitialRebalanceDelay == 0 {
 		opts.GroupInitialRebalanceDelay = defaultInitialRebalanceDelay
 	}
+	if opts.ProducerIdleTimeout <= 0 {
+		opts.ProducerIdleTimeout = 24 * time.Hour
+	}
+	if opts.MaxProducers <= 0 {
+		opts.MaxProducers = 50000
+	}
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
 	}
@@ -82,7 +97,8 @@ func New(b *engine.Broker, opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{b: b, opts: opts, log: log, conns: map[*conn]struct{}{},
-		groups: newCoordinator(opts.Clock, max(opts.GroupInitialRebalanceDelay, 0))}
+		groups:    newCoordinator(opts.Clock, max(opts.GroupInitialRebalanceDelay, 0)),
+		producers: newProducerTable(opts.Clock, opts.ProducerIdleTimeout, opts.MaxProducers)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -193,6 +209,9 @@ func (s *Server) apis() map[int16]api {
 		kmsg.Produce.Int16():     {3, 9, handleProduce},
 		kmsg.Fetch.Int16():       {4, 12, handleFetch},
 		kmsg.ListOffsets.Int16(): {1, 7, handleListOffsets},
+
+		// Idempotent producers.
+		kmsg.InitProducerID.Int16(): {0, 4, handleInitProducerID},
 
 		// Consumer groups.
 		kmsg.FindCoordinator.Int16(): {0, 4, handleFindCoordinator},
