@@ -10,6 +10,7 @@ import (
 	"net"
 	"reflect"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -96,12 +97,24 @@ func (c *conn) serve() {
 			}
 			return
 		}
-		select {
-		case replies <- r:
-		case <-c.ctx.Done():
-			return
-		}
+		replies <- r // the writer drains until the channel closes
 	}
+}
+
+// stopWriteGrace bounds how long a stopped connection may take to write
+// the answers it owes.
+const stopWriteGrace = 5 * time.Second
+
+// stop ends the connection gracefully: the reader stops at once (its wait
+// for the next request ends), the writer answers what was read, within
+// stopWriteGrace, and serve closes the connection.
+func (c *conn) stop() {
+	if c.nc == nil {
+		return
+	}
+	now := time.Now()
+	c.nc.SetReadDeadline(now)
+	c.nc.SetWriteDeadline(now.Add(stopWriteGrace))
 }
 
 // writeLoop writes the replies in order, each once its wait is over,

@@ -170,7 +170,10 @@ func (s *Server) advertise(addr net.Addr) error {
 	return nil
 }
 
-// Close stops accepting, closes every connection and waits for them.
+// Close stops accepting and ends every connection: each stops reading
+// requests, answers those it has read (a produce placed in a log is
+// answered once durable), within a few seconds for a client that does not
+// read, and closes. It waits for them.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -186,7 +189,7 @@ func (s *Server) Close() error {
 		s.ln.Close()
 	}
 	for c := range s.conns {
-		c.nc.Close()
+		c.stop()
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
