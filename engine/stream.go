@@ -336,7 +336,6 @@ func (m *StreamMember) Commit(offsets map[int]int64) error {
 	}
 	defer unlock()
 	s := m.s
-	var mb meta.Batch
 	for p, o := range offsets {
 		if p < 0 || p >= len(s.group.owner) || s.group.owner[p] != m.id {
 			return fmt.Errorf("%w: member %s does not own partition %d", ErrNotOwner, m.id, p)
@@ -344,6 +343,15 @@ func (m *StreamMember) Commit(offsets map[int]int64) error {
 		if end := s.t.parts[p].VisibleOffset(); o < 0 || o > end {
 			return fmt.Errorf("%w: offset %d of partition %d outside 0..%d", ErrInvalidConfig, o, p, end)
 		}
+	}
+	return s.writeCommitted(offsets)
+}
+
+// writeCommitted records checked committed offsets in one write. Called
+// with the subscription's lock held.
+func (s *streamSub) writeCommitted(offsets map[int]int64) error {
+	var mb meta.Batch
+	for p, o := range offsets {
 		mb.Put(offsetKey(s.rec.Topic, s.rec.Name, p), encodeOffset(o))
 	}
 	if err := s.b.apply(&mb, meta.Written); err != nil {
@@ -444,7 +452,6 @@ func (b *Broker) CommitStream(ctx context.Context, topicName, sub string, offset
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.syncPartitions()
-	var mb meta.Batch
 	for p, o := range offsets {
 		if p < 0 || p >= len(s.t.parts) {
 			return fmt.Errorf("%w: %d of %s", ErrUnknownPartition, p, topicName)
@@ -452,20 +459,8 @@ func (b *Broker) CommitStream(ctx context.Context, topicName, sub string, offset
 		if end := s.t.parts[p].VisibleOffset(); o < 0 || o > end {
 			return fmt.Errorf("%w: offset %d of partition %d outside 0..%d", ErrOffsetOutOfRange, o, p, end)
 		}
-		mb.Put(offsetKey(s.rec.Topic, s.rec.Name, p), encodeOffset(o))
 	}
-	if err := b.apply(&mb, meta.Written); err != nil {
-		return fmt.Errorf("commit: %w", mapStorageErr(err))
-	}
-	for p, o := range offsets {
-		s.committed[p].Store(o)
-	}
-	if s.t.rec.Config.Retention.Work {
-		for p := range offsets {
-			s.t.setWorkFloor(p)
-		}
-	}
-	return nil
+	return s.writeCommitted(offsets)
 }
 
 // info describes the subscription; Backlog is the lag. Called with b.mu held.
