@@ -401,7 +401,7 @@ func TestKafkaGroupErrors(t *testing.T) {
 		t.Fatalf("heartbeat: %v", err)
 	}
 
-	// Never committed: -1, though the fetch made the subscription.
+	// Never committed: -1, and the fetch makes no subscription.
 	ofreq := kmsg.NewPtrOffsetFetchRequest()
 	ofreq.Group = "ge"
 	ofreq.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "ke", Partitions: []int32{0, 1}}}
@@ -413,6 +413,9 @@ func TestKafkaGroupErrors(t *testing.T) {
 		if p.ErrorCode != 0 || p.Offset != -1 {
 			t.Fatalf("offset fetch before any commit: %+v", p)
 		}
+	}
+	if _, err := c.DescribeSubscription(ctx, "ke", "ge"); err == nil {
+		t.Fatal("an offset fetch made the group's subscription")
 	}
 
 	ocreq := kmsg.NewPtrOffsetCommitRequest()
@@ -460,6 +463,12 @@ func TestKafkaGroupErrors(t *testing.T) {
 		}
 		return d.Groups[0].State == "Empty" && len(d.Groups[0].Members) == 0
 	})
+	// Forgotten by the coordinator, the group is still listed by its offsets.
+	lreq := kmsg.NewPtrListGroupsRequest()
+	lresp, err := lreq.RequestWith(ctx, kc)
+	if err != nil || len(lresp.Groups) != 1 || lresp.Groups[0].Group != "ge" || lresp.Groups[0].GroupState != "Empty" {
+		t.Fatalf("list groups: %+v, %v", lresp, err)
+	}
 	if err := heartbeatRaw(t, ctx, kc, "ge", me, gen); err != kerr.UnknownMemberID {
 		t.Fatalf("heartbeat of the expired member: %v", err)
 	}

@@ -56,25 +56,47 @@ func (c *conn) deleteGroupOffsets(group string, known bool) int16 {
 }
 
 // delete removes an empty group, calling removeOffsets (with whether the
-// group is known here) under the lock so that no member joins or commits
-// meanwhile.
+// group is held here) without the lock, since deleting subscriptions
+// fsyncs. The group is marked Dead first, so that meanwhile no member
+// joins and no commit writes (both are told to retry), and removeOffsets
+// waits for the commits already creating subscriptions, so it deletes
+// what they made.
 func (c *coordinator) delete(id string, removeOffsets func(known bool) int16) int16 {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return kerr.CoordinatorNotAvailable.Code
 	}
 	g := c.groups[id]
-	if g != nil && len(g.members) > 0 {
+	known := g != nil
+	switch {
+	case g != nil && g.state == stateDead:
+		c.mu.Unlock()
+		return kerr.GroupIDNotFound.Code // another DeleteGroups has it
+	case g != nil && len(g.members) > 0:
+		c.mu.Unlock()
 		return kerr.NonEmptyGroup.Code
+	case g == nil:
+		g = c.newGroup(id)
 	}
-	if code := removeOffsets(g != nil); code != 0 {
+	g.state = stateDead
+	g.arm(time.Time{})
+	for g.committing > 0 {
+		c.committed.Wait()
+	}
+	c.mu.Unlock()
+
+	code := removeOffsets(known)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if code != 0 && !c.closed {
+		g.state = stateEmpty // not deleted: as it was (its pending ids, if any)
+		c.settle(g, c.clock.Now())
 		return code
 	}
-	if g != nil {
-		g.state = stateDead
-		g.arm(time.Time{})
+	if c.groups[id] == g {
 		delete(c.groups, id)
 	}
-	return 0
+	return code
 }

@@ -10,8 +10,8 @@ import (
 )
 
 // DescribeGroups (key 15), versions 0-5: each group's state, protocol and
-// members; a Stable group's members come with their metadata and
-// assignment, as in Kafka. A group unknown here, with no offsets either,
+// members; a Stable group's protocol, and its members' metadata and
+// assignment, as in Kafka (none of these in other states). A group unknown here, with no offsets either,
 // is Dead. Authorized operations are not computed (there is no ACL).
 func handleDescribeGroups(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.DescribeGroupsRequest)
@@ -63,7 +63,10 @@ func (c *coordinator) describe(id string) (groupSummary, bool) {
 	if g == nil {
 		return groupSummary{}, false
 	}
-	out := groupSummary{id: g.id, state: g.state, protocolType: g.protocolType, protocol: g.protocol}
+	out := groupSummary{id: g.id, state: g.state, protocolType: g.protocolType}
+	if g.state == stateStable {
+		out.protocol = g.protocol // Kafka names it only then
+	}
 	for _, m := range g.sorted() {
 		ms := memberSummary{id: m.id, clientID: m.clientID, clientHost: m.clientHost}
 		if g.state == stateStable {

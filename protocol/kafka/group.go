@@ -30,9 +30,19 @@ import (
 // leader that never syncs expires after its session timeout, and Close
 // answers everyone.
 //
-// Lock order: coordinator.mu before the engine's locks (commits and group
-// deletion call the engine with it held, so they cannot interleave with a
-// rebalance of the same group). The engine never calls back into here.
+// A group is held here only while it has something to hold: members,
+// member ids handed out and not yet used, commits under way, or a deletion
+// under way. An Empty group with none of these is forgotten (its offsets
+// live on in the engine, where ListGroups and DescribeGroups find them), so
+// memory does not grow with every group id a client ever tried.
+//
+// Lock order: coordinator.mu before the engine's locks. Only the offset
+// write itself (CommitStream, a write without fsync) runs under the lock,
+// so a commit is checked against the generation it is applied in; what
+// fsyncs (creating a group's subscription, deleting a group's
+// subscriptions) runs outside it, with the group marked (committing,
+// Dead) so that a deletion and a commit cannot undo each other. The engine
+// never calls back into here.
 
 // The group states, named as DescribeGroups and ListGroups report them.
 type groupState int8
@@ -73,10 +83,22 @@ type coordinator struct {
 	groups map[string]*group
 	seq    int64 // join order of members, across groups
 	closed bool
+	// committed is signalled when a group's last commit under way ends,
+	// for a deletion waiting on it.
+	committed *sync.Cond
 }
 
 func newCoordinator(clk clock.Clock, initialDelay time.Duration) *coordinator {
-	return &coordinator{clock: clk, initialDelay: initialDelay, groups: map[string]*group{}}
+	c := &coordinator{clock: clk, initialDelay: initialDelay, groups: map[string]*group{}}
+	c.committed = sync.NewCond(&c.mu)
+	return c
+}
+
+// newGroup adds an Empty group. Called with c.mu held.
+func (c *coordinator) newGroup(id string) *group {
+	g := &group{c: c, id: id, members: map[string]*member{}, pending: map[string]time.Time{}}
+	c.groups[id] = g
+	return g
 }
 
 // group is one consumer group's membership.
@@ -101,7 +123,19 @@ type group struct {
 	initial      bool
 	initialLimit time.Time
 
-	timer clock.Timer
+	// While CompletingRebalance or Stable: when members that have not sent
+	// their SyncGroup for the generation are removed (Kafka 3.x does the
+	// same, after the rebalance timeout), so that a member that joins and
+	// then only heartbeats cannot hold the group.
+	syncDeadline time.Time
+
+	// committing counts commits that are creating the group's
+	// subscriptions, outside the lock: the group stays held, and a deletion
+	// waits for them.
+	committing int
+
+	timer    clock.Timer
+	timerSeq uint64 // which arm a timer callback belongs to: see tick
 }
 
 // member is one member of a group.
@@ -114,6 +148,7 @@ type member struct {
 	lastSeen                 time.Time
 	assignment               []byte
 	assigned                 bool // the leader gave an assignment in this generation
+	synced                   bool // sent a SyncGroup in this generation
 
 	join chan joinResult // a JoinGroup waiting for the rebalance
 	sync chan syncResult // a SyncGroup waiting for the leader's
@@ -184,14 +219,16 @@ func (c *coordinator) join(r joinRequest) (joinResult, <-chan joinResult) {
 	}
 	now := c.clock.Now()
 	g := c.groups[r.group]
-	if g == nil {
-		if r.memberID != "" {
-			return fail(kerr.UnknownMemberID.Code)
-		}
-		g = &group{c: c, id: r.group, members: map[string]*member{}, pending: map[string]time.Time{}}
-		c.groups[r.group] = g
+	switch {
+	case g != nil && g.state == stateDead:
+		// Being deleted: the client retries, and joins the group made anew.
+		return fail(kerr.CoordinatorNotAvailable.Code)
+	case g == nil && r.memberID != "":
+		return fail(kerr.UnknownMemberID.Code)
+	case g == nil:
+		g = c.newGroup(r.group)
 	}
-	defer g.arm(now)
+	defer c.settle(g, now)
 	if !g.accepts(r) {
 		return fail(kerr.InconsistentGroupProtocol.Code)
 	}
@@ -359,6 +396,11 @@ func (g *group) complete(now time.Time) {
 	g.state = stateCompletingRebalance
 	g.protocolType = g.sorted()[0].protocolType // the same for all: see accepts
 	g.protocol = g.vote()
+	longest := time.Duration(0)
+	for _, m := range g.members {
+		longest = max(longest, m.rebalance)
+	}
+	g.syncDeadline = now.Add(longest)
 	if _, ok := g.members[g.leader]; !ok {
 		g.leader = ""
 		for _, m := range g.members {
@@ -368,7 +410,7 @@ func (g *group) complete(now time.Time) {
 		}
 	}
 	for _, m := range g.members {
-		m.assignment, m.assigned = nil, false
+		m.assignment, m.assigned, m.synced = nil, false, false
 		m.lastSeen = now
 		m.join <- g.joinResultFor(m)
 		m.join = nil
@@ -457,6 +499,12 @@ func (g *group) remove(m *member, code int16) {
 // removeAndRebalance takes m out and has the others rebalance without it.
 func (g *group) removeAndRebalance(m *member, now time.Time) {
 	g.remove(m, kerr.UnknownMemberID.Code)
+	g.rebalanceAfterRemoval(now)
+}
+
+// rebalanceAfterRemoval has the members left rebalance without those just
+// removed.
+func (g *group) rebalanceAfterRemoval(now time.Time) {
 	switch {
 	case len(g.members) == 0:
 		g.generation++
@@ -483,7 +531,7 @@ func (c *coordinator) sync(groupID, memberID string, generation int32, protocolT
 		return syncResult{err: code}, nil
 	}
 	now := c.clock.Now()
-	defer g.arm(now)
+	defer c.settle(g, now)
 	m.lastSeen = now
 	if (protocolType != nil && *protocolType != g.protocolType) || (protocolName != nil && *protocolName != g.protocol) {
 		return syncResult{err: kerr.InconsistentGroupProtocol.Code}, nil
@@ -492,8 +540,10 @@ func (c *coordinator) sync(groupID, memberID string, generation int32, protocolT
 	case statePreparingRebalance:
 		return syncResult{err: kerr.RebalanceInProgress.Code}, nil
 	case stateStable:
+		m.synced = true
 		return g.syncResultFor(m), nil
 	}
+	m.synced = true
 	if m.sync != nil {
 		m.sync <- syncResult{err: kerr.RebalanceInProgress.Code}
 	}
@@ -554,7 +604,7 @@ func (c *coordinator) heartbeat(groupID, memberID string, generation int32) int1
 	}
 	now := c.clock.Now()
 	m.lastSeen = now
-	g.arm(now)
+	c.settle(g, now)
 	if g.state == statePreparingRebalance {
 		return kerr.RebalanceInProgress.Code
 	}
@@ -571,46 +621,106 @@ func (c *coordinator) leave(groupID, memberID string) int16 {
 	}
 	now := c.clock.Now()
 	g.removeAndRebalance(m, now)
-	g.arm(now)
+	c.settle(g, now)
 	return 0
 }
 
 // commit checks that an OffsetCommit may write, as Kafka does, and runs
-// write with the lock held when it may. A commit without a member and
-// generation (-1, a consumer that assigns itself partitions) is allowed
-// while the group has no members; a member commits in its generation,
-// also while the group rebalances (it commits what it consumed before
-// giving up its partitions) but not between the rebalance and the
-// assignment, when its partitions may already be someone else's.
-func (c *coordinator) commit(groupID, memberID string, generation int32, write func() int16) int16 {
+// write with the lock held when it may, so that the offsets are applied in
+// the generation they were checked against. A commit with generation -1
+// and no member (a consumer that assigns itself partitions) is allowed
+// while the group has no members; one that names a member is checked as a
+// member's. A member commits in its generation, also while the group
+// rebalances (it commits what it consumed before giving up its partitions)
+// but not between the rebalance and the assignment, when its partitions
+// may already be someone else's.
+//
+// create, when not nil, makes what write needs (the group's subscriptions,
+// which fsyncs): it runs without the lock, after a first check (so a
+// refused commit creates nothing) and before the check that write runs
+// under. Meanwhile the group is held, and a deletion of it waits.
+func (c *coordinator) commit(groupID, memberID string, generation int32, create, write func() int16) int16 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return kerr.CoordinatorNotAvailable.Code
-	}
-	g := c.groups[groupID]
-	if generation < 0 && memberID == "" {
-		if g != nil && len(g.members) > 0 {
-			return kerr.UnknownMemberID.Code
-		}
-		return write()
-	}
-	g, m, code := c.member(groupID, memberID, generation)
+	g, code := c.mayCommit(groupID, memberID, generation)
 	if code != 0 {
 		return code
 	}
-	if g.state == stateCompletingRebalance {
-		return kerr.RebalanceInProgress.Code
+	if create != nil {
+		if g == nil {
+			g = c.newGroup(groupID)
+		}
+		g.committing++
+		c.mu.Unlock()
+		code := create()
+		c.mu.Lock()
+		if g.committing--; g.committing == 0 {
+			c.committed.Broadcast()
+		}
+		defer c.settle(g, c.clock.Now())
+		if code != 0 {
+			return code
+		}
+		if g, code = c.mayCommit(groupID, memberID, generation); code != 0 {
+			return code
+		}
 	}
-	now := c.clock.Now()
-	m.lastSeen = now
-	g.arm(now)
+	if g != nil && memberID != "" {
+		now := c.clock.Now()
+		g.members[memberID].lastSeen = now
+		c.settle(g, now)
+	}
 	return write()
+}
+
+// mayCommit is commit's check. The group is nil when it is not held here
+// (a commit without a member to a group without members). Called with c.mu
+// held.
+func (c *coordinator) mayCommit(groupID, memberID string, generation int32) (*group, int16) {
+	if c.closed {
+		return nil, kerr.CoordinatorNotAvailable.Code
+	}
+	g := c.groups[groupID]
+	if g != nil && g.state == stateDead {
+		// Being deleted: the client retries once it is gone.
+		return nil, kerr.CoordinatorNotAvailable.Code
+	}
+	if generation < 0 && memberID == "" {
+		if g != nil && len(g.members) > 0 {
+			return nil, kerr.UnknownMemberID.Code
+		}
+		return g, 0
+	}
+	g, _, code := c.member(groupID, memberID, generation)
+	switch {
+	case code != 0:
+		return nil, code
+	case generation < 0:
+		return nil, kerr.IllegalGeneration.Code // a member, without its generation
+	case g.state == stateCompletingRebalance:
+		return nil, kerr.RebalanceInProgress.Code
+	}
+	return g, 0
+}
+
+// settle arms the group's timer, or forgets the group when there is
+// nothing left to hold (its offsets stay in the engine). Called with c.mu
+// held.
+func (c *coordinator) settle(g *group, now time.Time) {
+	if g.state == stateEmpty && len(g.members) == 0 && len(g.pending) == 0 && g.committing == 0 {
+		g.arm(time.Time{}) // stops the timer: nothing is due
+		if c.groups[g.id] == g {
+			delete(c.groups, g.id)
+		}
+		return
+	}
+	g.arm(now)
 }
 
 // arm sets the group's one timer to its next event: a rebalance deadline,
 // a session running out, a pending member id lapsing. Called with c.mu held.
 func (g *group) arm(now time.Time) {
+	g.timerSeq++
 	if g.timer != nil {
 		g.timer.Stop()
 		g.timer = nil
@@ -627,6 +737,9 @@ func (g *group) arm(now time.Time) {
 	if g.state == statePreparingRebalance {
 		take(g.deadline)
 	}
+	if g.unsynced() {
+		take(g.syncDeadline)
+	}
 	for _, m := range g.members {
 		if m.join == nil && m.sync == nil {
 			take(m.lastSeen.Add(m.session))
@@ -638,14 +751,31 @@ func (g *group) arm(now time.Time) {
 	if next.IsZero() {
 		return
 	}
-	g.timer = g.c.clock.AfterFunc(max(next.Sub(now), 0), func() { g.c.tick(g) })
+	seq := g.timerSeq
+	g.timer = g.c.clock.AfterFunc(max(next.Sub(now), 0), func() { g.c.tick(g, seq) })
 }
 
-// tick runs a group's timed events.
-func (c *coordinator) tick(g *group) {
+// unsynced reports whether a member of the generation has not sent its
+// SyncGroup yet.
+func (g *group) unsynced() bool {
+	if g.state != stateCompletingRebalance && g.state != stateStable {
+		return false
+	}
+	for _, m := range g.members {
+		if !m.synced {
+			return true
+		}
+	}
+	return false
+}
+
+// tick runs a group's timed events. A callback whose timer was replaced
+// while it waited for the lock (a request armed the group meanwhile) does
+// nothing: the new timer is the group's, and comes at the right time.
+func (c *coordinator) tick(g *group, seq uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.groups[g.id] != g {
+	if c.closed || c.groups[g.id] != g || g.timerSeq != seq {
 		return
 	}
 	now := c.clock.Now()
@@ -665,10 +795,18 @@ func (c *coordinator) tick(g *group) {
 			g.removeAndRebalance(m, now)
 		}
 	}
+	if g.unsynced() && !now.Before(g.syncDeadline) {
+		for _, m := range g.sorted() {
+			if !m.synced {
+				g.remove(m, kerr.UnknownMemberID.Code)
+			}
+		}
+		g.rebalanceAfterRemoval(now)
+	}
 	if g.state == statePreparingRebalance && !now.Before(g.deadline) {
 		g.complete(now)
 	}
-	g.arm(now)
+	c.settle(g, now)
 }
 
 // close stops every timer and answers every waiting request.

@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"errors"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -12,7 +14,8 @@ import (
 // offsets.go) in one write per topic, before the answer. A member commits
 // in its generation; generation -1 without a member (and every v0 commit)
 // is a consumer that assigns itself partitions, allowed while the group
-// has no members, as in Kafka. The commit metadata string and leader
+// has no members, as in Kafka. The group's subscription on a topic is made
+// by its first commit there (and only by a commit). The commit metadata string and leader
 // epoch are not stored.
 func handleOffsetCommit(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.OffsetCommitRequest)
@@ -42,9 +45,38 @@ func handleOffsetCommit(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	if req.Version == 0 {
 		gen = -1
 	}
-	code := c.s.groups.commit(req.Group, req.MemberID, gen, func() int16 {
+	// Each topic's offsets are checked against the topic first, without
+	// the coordinator's lock; the subscriptions missing are made between
+	// the coordinator's checks (commit), and only the writes run under it.
+	offsets := make([]map[int]int64, len(req.Topics))
+	var missing []int
+	for i, rt := range req.Topics {
+		var create bool
+		offsets[i], create = c.checkCommit(req.Group, rt, resp.Topics[i].Partitions)
+		if create {
+			missing = append(missing, i)
+		}
+	}
+	var create func() int16
+	if len(missing) > 0 {
+		create = func() int16 {
+			for _, i := range missing {
+				if _, err := c.s.groupSubscription(c.ctx, req.Topics[i].Topic, req.Group, true); err != nil {
+					failPartitions(resp.Topics[i].Partitions, errorCode(err))
+					offsets[i] = nil
+				}
+			}
+			return 0
+		}
+	}
+	code := c.s.groups.commit(req.Group, req.MemberID, gen, create, func() int16 {
 		for i, rt := range req.Topics {
-			c.commitTopic(req.Group, rt, resp.Topics[i].Partitions)
+			if len(offsets[i]) == 0 {
+				continue
+			}
+			if err := c.s.b.CommitStream(c.ctx, rt.Topic, req.Group, offsets[i]); err != nil {
+				failPartitions(resp.Topics[i].Partitions, errorCode(err))
+			}
 		}
 		return 0
 	})
@@ -54,19 +86,14 @@ func handleOffsetCommit(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	return resp, nil
 }
 
-// commitTopic writes one topic's offsets, setting each partition's error.
-func (c *conn) commitTopic(group string, rt kmsg.OffsetCommitRequestTopic, out []kmsg.OffsetCommitResponseTopicPartition) {
-	fail := func(code int16) {
-		for i := range out {
-			if out[i].ErrorCode == 0 {
-				out[i].ErrorCode = code
-			}
-		}
-	}
+// checkCommit checks one topic's offsets, setting the error of each
+// partition refused, and returns those to write and whether the group's
+// subscription on the topic must be made first.
+func (c *conn) checkCommit(group string, rt kmsg.OffsetCommitRequestTopic, out []kmsg.OffsetCommitResponseTopicPartition) (map[int]int64, bool) {
 	ti, err := c.s.b.DescribeTopic(rt.Topic)
 	if err != nil {
-		fail(errorCode(err))
-		return
+		failPartitions(out, errorCode(err))
+		return nil, false
 	}
 	offsets := map[int]int64{}
 	for i, rp := range rt.Partitions {
@@ -82,13 +109,24 @@ func (c *conn) commitTopic(group string, rt kmsg.OffsetCommitRequestTopic, out [
 		}
 	}
 	if len(offsets) == 0 {
-		return
+		return nil, false
 	}
-	if _, err := c.s.groupSubscription(c.ctx, rt.Topic, group, true); err != nil {
-		fail(errorCode(err))
-		return
+	_, err = c.s.groupSubscription(c.ctx, rt.Topic, group, false)
+	switch {
+	case errors.Is(err, engine.ErrUnknownSubscription):
+		return offsets, true
+	case err != nil:
+		failPartitions(out, errorCode(err))
+		return nil, false
 	}
-	if err := c.s.b.CommitStream(c.ctx, rt.Topic, group, offsets); err != nil {
-		fail(errorCode(err))
+	return offsets, false
+}
+
+// failPartitions sets code on every partition not failed already.
+func failPartitions(out []kmsg.OffsetCommitResponseTopicPartition, code int16) {
+	for i := range out {
+		if out[i].ErrorCode == 0 {
+			out[i].ErrorCode = code
+		}
 	}
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // OffsetFetch (key 9), versions 0-8 (v8 a batch of groups): a group's
-// committed offsets, read from its stream subscriptions (see offsets.go),
-// -1 for a partition never committed. No topics (v2+) means every topic
+// committed offsets, read from its stream subscriptions (see offsets.go):
+// -1 on a topic the group has no subscription on, else the subscription's
+// position as it is. No topics (v2+) means every topic
 // the group has committed on. Ferry has no transactions, so there are no
 // unstable offsets to wait for (require_stable is met at once); metadata
 // is not stored and comes back empty.
@@ -66,34 +67,25 @@ func (c *conn) fetchGroup(group string, topics []kmsg.OffsetFetchRequestGroupTop
 			return g
 		}
 		for _, si := range sis {
-			ti, err := c.s.b.DescribeTopic(si.Topic)
-			if err != nil {
-				continue // deleted meanwhile
-			}
 			t := kmsg.NewOffsetFetchResponseGroupTopic()
 			t.Topic = si.Topic
 			for _, sp := range si.Partitions {
-				if off := fetchedOffset(sp, ti); off >= 0 {
-					t.Partitions = append(t.Partitions, fetchedPartition(int32(sp.Partition), off, 0))
-				}
+				t.Partitions = append(t.Partitions, fetchedPartition(int32(sp.Partition), sp.Committed, 0))
 			}
-			if len(t.Partitions) > 0 {
-				g.Topics = append(g.Topics, t)
-			}
+			g.Topics = append(g.Topics, t)
 		}
 		return g
 	}
 	for _, rt := range topics {
 		t := kmsg.NewOffsetFetchResponseGroupTopic()
 		t.Topic = rt.Topic
-		ti, err := c.s.b.DescribeTopic(rt.Topic)
-		var si engine.SubscriptionInfo
-		if err == nil {
-			si, err = c.s.groupSubscription(c.ctx, rt.Topic, group, true)
-		}
+		// Never made here: a fetch (a one-off consumer, an admin tool)
+		// leaves nothing behind, and cannot bring back a group that a
+		// DeleteGroups is deleting.
+		si, err := c.s.groupSubscription(c.ctx, rt.Topic, group, false)
 		for _, p := range rt.Partitions {
 			switch {
-			case errors.Is(err, engine.ErrUnknownTopic):
+			case errors.Is(err, engine.ErrUnknownTopic), errors.Is(err, engine.ErrUnknownSubscription):
 				// Kafka answers -1 for a topic it has no offsets for, known
 				// or not, and no error.
 				t.Partitions = append(t.Partitions, fetchedPartition(p, -1, 0))
@@ -102,7 +94,7 @@ func (c *conn) fetchGroup(group string, topics []kmsg.OffsetFetchRequestGroupTop
 			case p < 0 || int(p) >= len(si.Partitions):
 				t.Partitions = append(t.Partitions, fetchedPartition(p, -1, kerr.UnknownTopicOrPartition.Code))
 			default:
-				t.Partitions = append(t.Partitions, fetchedPartition(p, fetchedOffset(si.Partitions[p], ti), 0))
+				t.Partitions = append(t.Partitions, fetchedPartition(p, si.Partitions[p].Committed, 0))
 			}
 		}
 		g.Topics = append(g.Topics, t)

@@ -12,20 +12,21 @@ import (
 // "g" reading topic "t" commits into subscription "g" on topic "t", so
 // `ferry sub describe t g` shows the same positions, and its backlog is
 // the group's lag on that topic. The subscription is created (a stream,
-// from the earliest offset) on the group's first commit or offset fetch
-// on that topic.
+// from the earliest offset) by the group's first commit on that topic,
+// and by nothing else: a fetch of offsets leaves nothing behind.
 //
-// Kafka tells "never committed" (OffsetFetch answers -1 and the client
-// applies its auto.offset.reset) from a committed offset; a subscription
-// always has one, from its start position. So a committed offset at or
-// below the partition's first stored offset is answered as -1: a new
-// subscription from the earliest offset is there until the group commits
-// past it, and a commit that retention has overtaken is one Kafka too would
-// reset (OFFSET_OUT_OF_RANGE on fetch). Only an explicit commit of exactly
-// the first stored offset reads back as -1; a client resetting to the
-// earliest offset (franz-go's default) lands on the same record anyway.
-// This keeps the rule in the stored data alone: it survives restarts, and a
-// subscription made with `ferry sub create` reads back its real position.
+// OffsetFetch answers -1 ("never committed": the client applies its
+// auto.offset.reset) only on a topic where the group has no subscription;
+// otherwise it answers the subscription's position as it is, as Kafka
+// answers a committed offset. A position that retention has overtaken is
+// answered too: the client's fetch there gets OFFSET_OUT_OF_RANGE and it
+// resets by its policy, as in Kafka. A partition of that topic the group
+// never committed reads as where its subscription started (the earliest
+// offset), so a client whose policy is "latest" re-delivers those records
+// rather than skipping them. (Telling a position from "never committed"
+// by comparing it with the partition's start, as Ferry once did, answered
+// -1 for real commits: a commit of 0 on an empty partition, a caught-up
+// commit whose records work retention then deleted.)
 
 // errNotStream: a queue subscription on the topic has the group's name,
 // so the group's offsets have nowhere to go.
@@ -50,7 +51,7 @@ func (s *Server) groupSubscription(ctx context.Context, topic, group string, cre
 }
 
 // groupSubscriptions lists the group's stream subscriptions, one per topic
-// it has committed on (or fetched offsets for), in topic order.
+// it has committed on, in topic order.
 func (s *Server) groupSubscriptions(group string) ([]engine.SubscriptionInfo, error) {
 	tis, err := s.b.ListTopics()
 	if err != nil {
@@ -94,13 +95,4 @@ func (s *Server) storedGroups() (map[string]int, error) {
 		}
 	}
 	return out, nil
-}
-
-// fetchedOffset is what OffsetFetch answers for a partition: its committed
-// offset, or -1 when it was never committed (see above).
-func fetchedOffset(sp engine.SubscriptionPartition, ti engine.TopicInfo) int64 {
-	if sp.Partition >= len(ti.Partitions) || sp.Committed <= ti.Partitions[sp.Partition].StartOffset {
-		return -1
-	}
-	return sp.Committed
 }
