@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -269,8 +270,13 @@ func (b *Broker) PublishBatchAsync(ctx context.Context, topicName string, partit
 }
 
 // hasHeader reports whether a record of an uncompressed batch has a header
-// of that name.
+// of that name. A batch without the name's bytes anywhere has none, which
+// a byte search finds far faster than decoding the records (decoding cost
+// a tenth of the broker's CPU in the Kafka produce benchmark).
 func hasHeader(batch []byte, name string) (bool, error) {
+	if !bytes.Contains(batch[record.HeaderSize:], []byte(name)) {
+		return false, nil
+	}
 	rd, err := record.NewReader(batch, record.Limits{})
 	if err != nil {
 		return false, err
