@@ -18,7 +18,7 @@ import (
 type Config struct {
 	// DataDir is the data folder; ./ferry-data by default.
 	DataDir string `toml:"data_dir"`
-	// HTTPAddr is where the native API, /healthz and /readyz listen;
+	// HTTPAddr is where the native API, /healthz, /readyz and /metrics listen;
 	// 127.0.0.1:8080 by default (use :8080 to listen on every interface).
 	HTTPAddr string `toml:"http_addr"`
 	// LogFormat is "text" (default) or "json".

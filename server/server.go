@@ -1,7 +1,8 @@
 // Package server is Ferry's composition root: it opens the engine on the
 // configured data folder and serves it on the network. Today that is the
-// HTTP listener with the native API (protocol/native), /healthz and
-// /readyz; the protocol front doors attach here.
+// HTTP listener with the native API (protocol/native), /healthz, /readyz
+// and /metrics (Prometheus, on a registry the server owns); the protocol
+// front doors attach here.
 package server
 
 import (
@@ -14,7 +15,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/ferrymq/ferry/engine"
+	"github.com/ferrymq/ferry/metrics"
 	"github.com/ferrymq/ferry/protocol/kafka"
 	"github.com/ferrymq/ferry/protocol/native"
 )
@@ -33,6 +39,7 @@ type Server struct {
 	kafkaLn   net.Listener
 	kafkaDone chan error
 	ready     atomic.Bool
+	registry  *prometheus.Registry
 }
 
 // Start opens the engine (recovering the data folder) and starts listening.
@@ -44,16 +51,25 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	started := time.Now()
-	b, err := engine.Open(engine.Options{Dir: cfg.DataDir, Logger: logger, DefaultFsync: cfg.Fsync})
+	// The registry is the server's, not the process-wide default, so two
+	// servers in one process (tests, embedding) never share series.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	hooks := metrics.NewHooks(reg)
+	b, err := engine.Open(engine.Options{Dir: cfg.DataDir, Logger: logger, DefaultFsync: cfg.Fsync, Hooks: []engine.Hook{hooks}})
 	if err != nil {
 		return nil, fmt.Errorf("open data folder %s: %w", cfg.DataDir, err)
 	}
+	reg.MustRegister(metrics.NewCollector(b, cfg.DataDir, logger))
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	s := &Server{cfg: cfg, log: logger, broker: b, ln: ln, done: make(chan error, 1), kafkaDone: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: logger, broker: b, ln: ln, done: make(chan error, 1), kafkaDone: make(chan error, 1), registry: reg}
 	if cfg.KafkaAddr != "off" {
 		kln, err := net.Listen("tcp", cfg.KafkaAddr)
 		if err != nil {
@@ -80,6 +96,11 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 	s.native.Mount(mux)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// A series that fails is left out; the rest still reach Prometheus.
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
 	// HTTP/1.1 and unencrypted HTTP/2 on one port, so gRPC clients and
 	// curl both reach it.
 	var protocols http.Protocols
@@ -113,6 +134,10 @@ func (s *Server) KafkaAddr() string {
 	}
 	return s.kafkaLn.Addr().String()
 }
+
+// Registry is the Prometheus registry /metrics serves; an embedding
+// program may register its own collectors on it.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
 
 // Broker is the engine the server serves.
 func (s *Server) Broker() *engine.Broker { return s.broker }

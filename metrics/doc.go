@@ -1,0 +1,19 @@
+// Package metrics turns the engine's events and state into Prometheus
+// series, on a registry it is given (never the global one).
+//
+// Counters (messages published, deliveries, acks, ...) are fed by engine
+// hooks: a *Hooks is passed to engine.Open in Options.Hooks. Gauges
+// (backlog, storage bytes, offsets, disk free, ...) are read from the
+// broker at scrape time by a Collector, so they are never stale and cost
+// nothing between scrapes.
+//
+// The engine knows nothing of this package; the server wires the two:
+//
+//	reg := prometheus.NewRegistry()
+//	hooks := metrics.NewHooks(reg)
+//	b, _ := engine.Open(engine.Options{Dir: dir, Hooks: []engine.Hook{hooks}})
+//	reg.MustRegister(metrics.NewCollector(b, dir, logger))
+//	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+//
+// docs/operations.md lists every series and ready alert rules.
+package metrics

@@ -1,0 +1,186 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/ferrymq/ferry/client"
+)
+
+// scrape reads /metrics as Prometheus does and returns every sample by
+// its series, written name{label="value",...} with the labels sorted.
+func scrape(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for name, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var v float64
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				v = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				v = m.GetGauge().GetValue()
+			default:
+				continue
+			}
+			out[seriesName(name, m.GetLabel())] = v
+		}
+	}
+	return out
+}
+
+func seriesName(name string, labels []*dto.LabelPair) string {
+	var ls []string
+	for _, l := range labels {
+		ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+	}
+	slices.Sort(ls)
+	return name + "{" + strings.Join(ls, ",") + "}"
+}
+
+// TestMetricsMoveWithTraffic publishes and consumes through the Go client
+// and checks, over HTTP, that each series moved by what was done.
+func TestMetricsMoveWithTraffic(t *testing.T) {
+	_, base := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.New(strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.CreateTopic(ctx, "orders", client.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateSubscription(ctx, "orders", "work", client.SubscriptionConfig{Kind: client.KindQueue, MaxDeliveries: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateSubscription(ctx, "orders", "audit", client.SubscriptionConfig{Kind: client.KindStream, StartAt: client.StartEarliest}); err != nil {
+		t.Fatal(err)
+	}
+	before := scrape(t, base)
+	if before[`ferry_topics{}`] != 1 {
+		t.Fatalf("ferry_topics = %v before, want 1", before[`ferry_topics{}`])
+	}
+
+	if _, err := c.Publish(ctx, "orders",
+		client.Message{Value: []byte("a")}, client.Message{Value: []byte("b")}, client.Message{Value: []byte("c")}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := c.ConsumeQueue(ctx, "orders", "work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	// Ack a and b; c fails twice and becomes a dead letter.
+	for failures := 0; failures < 2; {
+		d, err := q.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(d.Message.Value) == "c" {
+			failures++
+			err = d.Nack(ctx, 0)
+		} else {
+			err = d.Ack(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	work := `{subscription="work",topic="orders"}`
+	want := map[string]float64{
+		`ferry_published_messages_total{partition="0",topic="orders"}`:                                         3,
+		`ferry_published_messages_total{partition="0",topic="orders.work.dlq"}`:                                1,
+		`ferry_subscription_deliveries_total` + work:                                                           4,
+		`ferry_subscription_redeliveries_total` + work:                                                         1,
+		`ferry_subscription_acks_total` + work:                                                                 2,
+		`ferry_subscription_nacks_total` + work:                                                                2,
+		`ferry_subscription_dead_letters_total` + work:                                                         1,
+		`ferry_subscription_in_flight_messages` + work:                                                         0,
+		`ferry_subscription_members` + work:                                                                    1,
+		`ferry_subscription_backlog_messages{kind="queue",partition="0",subscription="work",topic="orders"}`:   0,
+		`ferry_subscription_backlog_messages{kind="stream",partition="0",subscription="audit",topic="orders"}`: 3,
+		`ferry_partition_end_offset{partition="0",topic="orders"}`:                                             3,
+		`ferry_partition_start_offset{partition="0",topic="orders"}`:                                           0,
+		`ferry_topics{}`: 2,
+	}
+	// Counters move when the broker has done the work; the client's acks
+	// are answered by then, but wait with a deadline rather than trust it.
+	var after map[string]float64
+	var diffs []string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		after = scrape(t, base)
+		diffs = diffs[:0]
+		for s, w := range want {
+			if got := after[s] - before[s]; !strings.Contains(s, "_total") {
+				got = after[s]
+				if _, ok := after[s]; !ok {
+					diffs = append(diffs, s+" missing")
+				} else if got != w {
+					diffs = append(diffs, fmt.Sprintf("%s = %v, want %v", s, got, w))
+				}
+			} else if got != w {
+				diffs = append(diffs, fmt.Sprintf("%s moved by %v, want %v", s, got, w))
+			}
+		}
+		if len(diffs) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	slices.Sort(diffs)
+	for _, d := range diffs {
+		t.Error(d)
+	}
+	if b := after[`ferry_published_bytes_total{partition="0",topic="orders"}`]; b <= 0 {
+		t.Errorf("published bytes %v", b)
+	}
+	if b := after[`ferry_partition_storage_bytes{partition="0",topic="orders"}`]; b <= 0 {
+		t.Errorf("storage bytes %v", b)
+	}
+	if after[`ferry_data_disk_free_bytes{}`] <= 0 || after[`go_goroutines{}`] <= 0 {
+		t.Errorf("disk free %v, goroutines %v", after[`ferry_data_disk_free_bytes{}`], after[`go_goroutines{}`])
+	}
+
+	// The consumer gone, the subscription has no members.
+	q.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n := scrape(t, base)[`ferry_subscription_members`+work]
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members = %v after the consumer closed", n)
+		}
+	}
+}
