@@ -171,8 +171,12 @@ func (c *conn) readOne() (reply, error) {
 	c.clientID = h.clientID
 	c.later = nil
 	resp, err := c.dispatch(h, body)
-	if cap(c.buf) > keepRequestBytes {
-		c.buf = nil // a huge produce's memory is not kept by an idle connection
+	if h.key != kmsg.Produce.Int16() || cap(c.buf) > keepRequestBytes {
+		// Only a produce's buffer is reused: its batches are in the log
+		// once it returns. Another request's decoded fields (a group
+		// member's metadata, say) may point into its buffer and outlive it.
+		// And a huge produce's memory is not kept by an idle connection.
+		c.buf = nil
 	}
 	if err != nil {
 		return reply{}, err

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"io"
@@ -122,5 +123,66 @@ func TestPipelinedRequests(t *testing.T) {
 		if m.Value[0] != byte(i/2) {
 			t.Fatalf("message %d holds %d: the batches were stored out of order", i, m.Value[0])
 		}
+	}
+}
+
+// TestGroupBytesOutliveTheRequest: a member's protocol metadata and the
+// leader's assignment are kept by the coordinator, not read from the
+// connection's request buffer, which the next request overwrites.
+func TestGroupBytesOutliveTheRequest(t *testing.T) {
+	_, nc := startDoor(t, "never")
+	r := bufio.NewReader(nc)
+	var f kmsg.RequestFormatter
+	send := func(req kmsg.Request, corr int32, resp kmsg.Response) {
+		t.Helper()
+		if _, err := nc.Write(f.AppendRequest(nil, req, corr)); err != nil {
+			t.Fatal(err)
+		}
+		resp.SetVersion(req.GetVersion())
+		if got := readResponse(t, r, resp); got != corr {
+			t.Fatalf("answer %d to request %d", got, corr)
+		}
+	}
+	meta, assignment := bytes.Repeat([]byte("M"), 64), bytes.Repeat([]byte("A"), 64)
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.SetVersion(0)
+	join.Group, join.SessionTimeoutMillis, join.ProtocolType = "g", 10000, "consumer"
+	jp := kmsg.NewJoinGroupRequestProtocol()
+	jp.Name, jp.Metadata = "range", meta
+	join.Protocols = append(join.Protocols, jp)
+	jresp := kmsg.NewPtrJoinGroupResponse()
+	send(join, 1, jresp)
+	if jresp.ErrorCode != 0 {
+		t.Fatalf("join: error %d", jresp.ErrorCode)
+	}
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.SetVersion(0)
+	sync.Group, sync.Generation, sync.MemberID = "g", jresp.Generation, jresp.MemberID
+	sa := kmsg.NewSyncGroupRequestGroupAssignment()
+	sa.MemberID, sa.MemberAssignment = jresp.MemberID, assignment
+	sync.GroupAssignment = append(sync.GroupAssignment, sa)
+	sresp := kmsg.NewPtrSyncGroupResponse()
+	send(sync, 2, sresp)
+	// Another request on the connection, of the same size, fills the
+	// buffer with other bytes.
+	filler := kmsg.NewPtrMetadataRequest()
+	filler.SetVersion(1)
+	for range 8 {
+		ft := kmsg.NewMetadataRequestTopic()
+		ft.Topic = kmsg.StringPtr(string(bytes.Repeat([]byte("z"), 20)))
+		filler.Topics = append(filler.Topics, ft)
+	}
+	send(filler, 3, kmsg.NewPtrMetadataResponse())
+	desc := kmsg.NewPtrDescribeGroupsRequest()
+	desc.SetVersion(0)
+	desc.Groups = []string{"g"}
+	dresp := kmsg.NewPtrDescribeGroupsResponse()
+	send(desc, 4, dresp)
+	if len(dresp.Groups) != 1 || len(dresp.Groups[0].Members) != 1 {
+		t.Fatalf("described %+v", dresp.Groups)
+	}
+	m := dresp.Groups[0].Members[0]
+	if !bytes.Equal(m.ProtocolMetadata, meta) || !bytes.Equal(m.MemberAssignment, assignment) {
+		t.Fatalf("member metadata %q, assignment %q: overwritten", m.ProtocolMetadata, m.MemberAssignment)
 	}
 }

@@ -21,16 +21,22 @@ func handleFetch(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FetchRequest)
 	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
 	for {
-		resp, size, waitOn := fetchOnce(c, req)
-		if size >= int(req.MinBytes) || size > 0 && req.MinBytes <= 0 || len(waitOn) == 0 || !time.Now().Before(deadline) {
+		resp, size, waitOn, failed := fetchOnce(c, req)
+		// A partition's error is answered at once, as Kafka does: the
+		// client resets an offset out of range without waiting.
+		if failed || size >= int(req.MinBytes) || size > 0 && req.MinBytes <= 0 || len(waitOn) == 0 || !time.Now().Before(deadline) {
 			return resp, nil
 		}
 		if !c.s.waitAny(c.ctx, deadline, waitOn) {
-			resp, _, _ = fetchOnce(c, req)
+			resp, _, _, _ = fetchOnce(c, req)
 			return resp, nil
 		}
 	}
 }
+
+// maxFetchBytes caps what one fetch returns, whatever the client asks
+// (Kafka's fetch.max.bytes, 55 MiB): the response is built in memory.
+const maxFetchBytes = 55 << 20
 
 // waitPos is a partition a fetch waits on, at the offset it wants.
 type waitPos struct {
@@ -40,15 +46,14 @@ type waitPos struct {
 }
 
 // fetchOnce reads every partition once. It returns the response, the
-// bytes of batches in it, and the partitions that had nothing yet.
-func fetchOnce(c *conn, req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []waitPos) {
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
+// bytes of batches in it, the partitions that had nothing yet, and whether
+// a partition got an error.
+func fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size int, waitOn []waitPos, failed bool) {
+	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	budget := int(req.MaxBytes)
-	if req.Version < 3 || budget <= 0 {
-		budget = 50 << 20
+	if req.Version < 3 || budget <= 0 || budget > maxFetchBytes {
+		budget = maxFetchBytes
 	}
-	size := 0
-	var waitOn []waitPos
 	for _, rt := range req.Topics {
 		t := kmsg.NewFetchResponseTopic()
 		t.Topic = rt.Topic
@@ -73,7 +78,7 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []wai
 			res, err := c.s.b.Read(c.ctx, rt.Topic, int(rp.Partition), rp.FetchOffset, engine.ReadOptions{MaxBytes: max(limit, 1), AsBatches: true})
 			p.HighWatermark, p.LastStableOffset, p.LogStartOffset = res.HighWatermark, res.HighWatermark, res.StartOffset
 			if err != nil {
-				p.ErrorCode = errorCode(err)
+				p.ErrorCode, failed = errorCode(err), true
 				if errors.Is(err, engine.ErrUnknownTopic) || errors.Is(err, engine.ErrUnknownPartition) {
 					p.HighWatermark, p.LastStableOffset, p.LogStartOffset = -1, -1, -1
 				}
@@ -92,7 +97,7 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []wai
 		}
 		resp.Topics = append(resp.Topics, t)
 	}
-	return resp, size, waitOn
+	return resp, size, waitOn, failed
 }
 
 // errIfNot drops err when it is target.

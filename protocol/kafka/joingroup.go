@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"net"
 	"time"
 
@@ -40,7 +41,7 @@ func handleJoinGroup(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 		jr.rebalance = jr.session // v0 has no rebalance timeout: Kafka used the session's
 	}
 	for _, p := range req.Protocols {
-		jr.protocols = append(jr.protocols, protocol{name: p.Name, metadata: p.Metadata})
+		jr.protocols = append(jr.protocols, protocol{name: p.Name, metadata: bytes.Clone(p.Metadata)}) // p.Metadata is the connection's request buffer
 	}
 	res, wait := c.s.groups.join(jr)
 	if wait != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -47,6 +48,9 @@ func handleProduce(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 			out.Partition = rp.Partition
 			out.LogAppendTime = -1
 			switch {
+			case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+				out.ErrorCode = kerr.InvalidRequiredAcks.Code
+				continue
 			case req.TransactionID != nil:
 				out.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 				out.ErrorMessage = kmsg.StringPtr("transactions are not supported")
@@ -106,16 +110,25 @@ func produce(ctx context.Context, c *conn, topic string, partition int32, d prod
 		// Held until the batches are placed: a concurrent retry of the
 		// same batches must see them recorded.
 		defer seqs.mu.Unlock()
-		offset, dup, err := seqs.check(d.producerID, d.seqs)
+		offset, durable, dup, err := seqs.check(d.producerID, d.seqs)
 		if err != nil {
 			out.ErrorCode = err.(*seqError).code
 			out.ErrorMessage = kmsg.StringPtr(err.Error())
 			return nil
 		}
 		if dup {
+			// A retry is answered like the first attempt: once that is
+			// on disk, with its error if it never got there.
 			out.BaseOffset = offset
-			out.LogStartOffset = logStartOffset(c, topic, partition)
-			return nil
+			return func() {
+				if durable != nil {
+					if err := durable(); err != nil {
+						setProduceErr(c, topic, partition, out, err)
+						return
+					}
+				}
+				out.LogStartOffset = logStartOffset(c, topic, partition)
+			}
 		}
 	}
 	var waits []func() error
@@ -128,24 +141,30 @@ func produce(ctx context.Context, c *conn, topic string, partition int32, d prod
 			setProduceErr(c, topic, partition, out, err)
 			break
 		}
-		offsets, waits = append(offsets, off), append(waits, wait)
+		// Once: a retry's answer waits on it too, and the engine's wait
+		// counts the batch in its hooks when it returns.
+		offsets, waits = append(offsets, off), append(waits, sync.OnceValue(wait))
 	}
 	if len(offsets) == 0 {
 		return nil
 	}
 	out.BaseOffset = offsets[0]
 	if seqs != nil && len(offsets) == len(d.seqs) {
-		// Recorded once placed: a retry that comes before the fsync is
-		// answered with these offsets too (its answer waits behind this
-		// one's on the connection, or the client's retry comes after a
-		// timeout, when the batch is durable or the log has failed).
-		seqs.record(d.seqs, offsets)
+		// Recorded once placed, with how to wait for them: a retry that
+		// comes before the fsync gets these offsets once they are durable.
+		seqs.record(d.seqs, offsets, waits)
 	}
+	pid := d.producerID
 	return func() {
 		for _, w := range waits {
 			if err := w(); err != nil && out.ErrorCode == 0 {
 				setProduceErr(c, topic, partition, out, err)
 			}
+		}
+		if out.ErrorCode != 0 && pid >= 0 {
+			// Its sequences now name batches the log does not hold: a
+			// retry must not be answered as stored.
+			c.s.producers.drop(pid)
 		}
 		if out.ErrorCode == 0 {
 			out.LogStartOffset = logStartOffset(c, topic, partition)

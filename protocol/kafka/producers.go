@@ -81,7 +81,8 @@ type sequences struct {
 // storedBatch is a batch stored for an idempotent producer.
 type storedBatch struct {
 	firstSeq, lastSeq int32
-	offset            int64 // of its first record
+	offset            int64        // of its first record
+	durable           func() error // waits until it is on disk (nil: it is)
 }
 
 func newProducerTable(c clock.Clock, idle time.Duration, maxProducers int) *producerTable {
@@ -132,6 +133,18 @@ func (t *producerTable) sweep(now time.Time) {
 func (t *producerTable) forget(p *producer) {
 	t.lru.Remove(p.elem)
 	delete(t.byID, p.id)
+}
+
+// drop forgets the producer with id, if known: after a batch of its was
+// placed but never became durable, its sequences no longer say what is
+// stored, so its next request gets UNKNOWN_PRODUCER_ID and the client
+// starts again with a new id.
+func (t *producerTable) drop(id int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.byID[id]; p != nil {
+		t.forget(p)
+	}
 }
 
 // lookup returns the producer with id, nil when it is unknown or idle past
@@ -204,12 +217,12 @@ func (e *seqError) Error() string { return e.msg }
 // a locked partition state: it returns the offset of a duplicate (dup true:
 // store nothing, answer that offset) or nil to store them, or why not. It
 // does not change the state; record does once they are stored.
-func (s *sequences) check(pid int64, bs []batchSeq) (offset int64, dup bool, err error) {
+func (s *sequences) check(pid int64, bs []batchSeq) (offset int64, durable func() error, dup bool, err error) {
 	for _, b := range bs {
 		if b.epoch == s.epoch {
 			for _, old := range s.batches {
 				if old.firstSeq == b.firstSeq && old.lastSeq == b.lastSeq() {
-					return old.offset, true, nil
+					return old.offset, old.durable, true, nil
 				}
 			}
 		}
@@ -221,25 +234,25 @@ func (s *sequences) check(pid int64, bs []batchSeq) (offset int64, dup bool, err
 	for _, b := range bs {
 		switch {
 		case b.firstSeq < 0:
-			return 0, false, &seqError{kerr.InvalidRecord.Code, fmt.Sprintf("producer %d: batch without a sequence number", pid)}
+			return 0, nil, false, &seqError{kerr.InvalidRecord.Code, fmt.Sprintf("producer %d: batch without a sequence number", pid)}
 		case b.epoch < epoch:
-			return 0, false, &seqError{kerr.InvalidProducerEpoch.Code, fmt.Sprintf("producer %d: epoch %d is older than the partition's %d", pid, b.epoch, epoch)}
+			return 0, nil, false, &seqError{kerr.InvalidProducerEpoch.Code, fmt.Sprintf("producer %d: epoch %d is older than the partition's %d", pid, b.epoch, epoch)}
 		case b.epoch > epoch || !have:
 			// A new epoch (the producer bumped it, KIP-360) or a first
 			// batch on this partition starts at sequence 0.
 			if b.firstSeq != 0 {
-				return 0, false, &seqError{kerr.OutOfOrderSequenceNumber.Code, fmt.Sprintf("producer %d epoch %d: first batch on this partition has sequence %d, expected 0", pid, b.epoch, b.firstSeq)}
+				return 0, nil, false, &seqError{kerr.OutOfOrderSequenceNumber.Code, fmt.Sprintf("producer %d epoch %d: first batch on this partition has sequence %d, expected 0", pid, b.epoch, b.firstSeq)}
 			}
 		case b.firstSeq != addSeq(last, 1):
-			return 0, false, &seqError{kerr.OutOfOrderSequenceNumber.Code, fmt.Sprintf("producer %d epoch %d: sequence %d, expected %d", pid, b.epoch, b.firstSeq, addSeq(last, 1))}
+			return 0, nil, false, &seqError{kerr.OutOfOrderSequenceNumber.Code, fmt.Sprintf("producer %d epoch %d: sequence %d, expected %d", pid, b.epoch, b.firstSeq, addSeq(last, 1))}
 		}
 		epoch, last, have = b.epoch, b.lastSeq(), true
 	}
-	return 0, false, nil
+	return 0, nil, false, nil
 }
 
 // record notes batches stored at offsets (each batch's first offset).
-func (s *sequences) record(bs []batchSeq, offsets []int64) {
+func (s *sequences) record(bs []batchSeq, offsets []int64, durable []func() error) {
 	for i, b := range bs {
 		if b.epoch != s.epoch {
 			s.epoch, s.batches = b.epoch, s.batches[:0]
@@ -248,6 +261,10 @@ func (s *sequences) record(bs []batchSeq, offsets []int64) {
 			copy(s.batches, s.batches[1:])
 			s.batches = s.batches[:dedupWindow-1]
 		}
-		s.batches = append(s.batches, storedBatch{firstSeq: b.firstSeq, lastSeq: b.lastSeq(), offset: offsets[i]})
+		sb := storedBatch{firstSeq: b.firstSeq, lastSeq: b.lastSeq(), offset: offsets[i]}
+		if durable != nil {
+			sb.durable = durable[i]
+		}
+		s.batches = append(s.batches, sb)
 	}
 }

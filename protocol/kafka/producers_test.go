@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -12,7 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ferrymq/ferry/engine"
 	"github.com/ferrymq/ferry/internal/clock"
+	"github.com/ferrymq/ferry/storage/vfs"
 )
 
 // TestSequencesCheck walks one producer's state on one partition through
@@ -22,15 +25,15 @@ func TestSequencesCheck(t *testing.T) {
 	next := int64(0)
 	store := func(b batchSeq) {
 		t.Helper()
-		if off, dup, err := s.check(7, []batchSeq{b}); err != nil || dup {
+		if off, _, dup, err := s.check(7, []batchSeq{b}); err != nil || dup {
 			t.Fatalf("batch %+v: offset %d dup %v err %v", b, off, dup, err)
 		}
-		s.record([]batchSeq{b}, []int64{next})
+		s.record([]batchSeq{b}, []int64{next}, nil)
 		next += int64(b.count)
 	}
 	refused := func(b batchSeq, code int16) {
 		t.Helper()
-		_, dup, err := s.check(7, []batchSeq{b})
+		_, _, dup, err := s.check(7, []batchSeq{b})
 		var se *seqError
 		if dup || !errors.As(err, &se) || se.code != code {
 			t.Fatalf("batch %+v: dup %v err %v, want code %d", b, dup, err, code)
@@ -42,7 +45,7 @@ func TestSequencesCheck(t *testing.T) {
 		store(batchSeq{0, int32(2 * i), 2})
 	}
 	for i := 2; i < 7; i++ { // the last five are duplicates
-		off, dup, err := s.check(7, []batchSeq{{0, int32(2 * i), 2}})
+		off, _, dup, err := s.check(7, []batchSeq{{0, int32(2 * i), 2}})
 		if err != nil || !dup || off != int64(2*i) {
 			t.Fatalf("retry of batch %d: offset %d dup %v err %v", i, off, dup, err)
 		}
@@ -51,7 +54,7 @@ func TestSequencesCheck(t *testing.T) {
 	refused(batchSeq{0, 12, 1}, kerr.OutOfOrderSequenceNumber.Code) // overlaps, not the same batch
 	refused(batchSeq{0, 15, 1}, kerr.OutOfOrderSequenceNumber.Code) // a gap
 	// Two batches in one request must follow each other too.
-	if _, _, err := s.check(7, []batchSeq{{0, 14, 1}, {0, 16, 1}}); err == nil {
+	if _, _, _, err := s.check(7, []batchSeq{{0, 14, 1}, {0, 16, 1}}); err == nil {
 		t.Fatal("a gap between two batches of one request passed")
 	}
 	store(batchSeq{0, 14, 1})
@@ -62,7 +65,7 @@ func TestSequencesCheck(t *testing.T) {
 	store(batchSeq{1, 1, 1})
 	// Sequences wrap from MaxInt32 to 0.
 	s = &sequences{epoch: -1}
-	s.record([]batchSeq{{0, math.MaxInt32 - 1, 1}}, []int64{0})
+	s.record([]batchSeq{{0, math.MaxInt32 - 1, 1}}, []int64{0}, nil)
 	store(batchSeq{0, math.MaxInt32, 3})
 	if s.batches[1].lastSeq != 1 {
 		t.Fatalf("last sequence %d after a wrap, want 1", s.batches[1].lastSeq)
@@ -241,5 +244,41 @@ func TestIdempotentProduceConcurrent(t *testing.T) {
 	ti, _ := s.b.DescribeTopic("t")
 	if end := ti.Partitions[0].EndOffset; end != rounds {
 		t.Fatalf("%d records stored of %d", end, rounds)
+	}
+}
+
+// TestIdempotentRetryAfterFailedSync: a batch placed in the log whose
+// fsync fails is answered with an error, and its retry is not answered as
+// stored (the log dropped it): the producer is forgotten, so the client
+// starts again with a new id, and the partition holds nothing of it.
+func TestIdempotentRetryAfterFailedSync(t *testing.T) {
+	fs := vfs.NewFaulty(vfs.Default)
+	b, err := engine.Open(engine.Options{Dir: t.TempDir(), DefaultFsync: "always", FS: fs, FolderCheckInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CreateTopic(context.Background(), "t", engine.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	s := New(b, Options{})
+	t.Cleanup(func() {
+		s.Close()
+		b.Close()
+	})
+	pid := initProducerID(t, s, 4)
+	fs.Add(vfs.Rule{Op: vfs.OpSync, PathContains: ".log", Err: vfs.ErrNoSpace, Count: 1})
+	if rp := producePartition(t, s, 0, testBatch(2, pid, 0, 0)); rp.ErrorCode == 0 {
+		t.Fatalf("a produce whose fsync failed was answered %+v", rp)
+	}
+	rp := producePartition(t, s, 0, testBatch(2, pid, 0, 0))
+	if rp.ErrorCode != kerr.UnknownProducerID.Code {
+		t.Fatalf("the retry was answered %+v, want UNKNOWN_PRODUCER_ID", rp)
+	}
+	if ti, _ := b.DescribeTopic("t"); ti.Partitions[0].EndOffset != 0 {
+		t.Fatalf("partition ends at %d after a failed fsync", ti.Partitions[0].EndOffset)
+	}
+	again := initProducerID(t, s, 4)
+	if rp := producePartition(t, s, 0, testBatch(2, again, 0, 0)); rp.ErrorCode != 0 || rp.BaseOffset != 0 {
+		t.Fatalf("a new producer's batch: %+v", rp)
 	}
 }

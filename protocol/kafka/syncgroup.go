@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"bytes"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -13,7 +15,7 @@ func handleSyncGroup(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 	assignments := make(map[string][]byte, len(req.GroupAssignment))
 	for _, a := range req.GroupAssignment {
-		assignments[a.MemberID] = a.MemberAssignment
+		assignments[a.MemberID] = bytes.Clone(a.MemberAssignment) // the request buffer is reused
 	}
 	res, wait := c.s.groups.sync(req.Group, req.MemberID, req.Generation, req.ProtocolType, req.Protocol, assignments)
 	if wait != nil {
