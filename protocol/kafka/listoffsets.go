@@ -5,6 +5,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ferrymq/ferry/engine"
 )
 
 // The special timestamps of ListOffsets.
@@ -17,8 +19,9 @@ const (
 // ListOffsets (key 2), versions 1-7: a partition's earliest offset (-2),
 // latest (-1, the high watermark), or the first offset whose timestamp is
 // at or after a time (the high watermark when none is). -3 (the record
-// with the largest timestamp) is answered with the last offset, which is
-// the same record while producers set increasing timestamps.
+// with the largest timestamp) is answered with the last record, which is
+// the same record while producers set increasing timestamps; -1 on an
+// empty partition. Answers by time carry the record's own timestamp.
 func handleListOffsets(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
@@ -44,7 +47,10 @@ func handleListOffsets(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 				case listLatest:
 					p.Offset = pi.EndOffset
 				case listMaxTimestamp:
-					p.Offset = max(pi.EndOffset-1, pi.StartOffset)
+					if pi.EndOffset > pi.StartOffset {
+						p.Offset = pi.EndOffset - 1
+						p.Timestamp = c.recordTime(rt.Topic, rp.Partition, p.Offset)
+					}
 				default:
 					if rp.Timestamp < 0 {
 						p.ErrorCode = kerr.InvalidRequest.Code
@@ -58,7 +64,7 @@ func handleListOffsets(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 					if off >= pi.EndOffset {
 						break // no record that new: -1, as Kafka answers
 					}
-					p.Offset, p.Timestamp = off, rp.Timestamp
+					p.Offset, p.Timestamp = off, c.recordTime(rt.Topic, rp.Partition, off)
 				}
 			}
 			t.Partitions = append(t.Partitions, p)
@@ -66,4 +72,15 @@ func handleListOffsets(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 		resp.Topics = append(resp.Topics, t)
 	}
 	return resp, nil
+}
+
+// recordTime is the timestamp of the record at offset (milliseconds), -1
+// when it cannot be read: ListOffsets answers the record's own time, as
+// Kafka does, not the time asked for.
+func (c *conn) recordTime(topic string, partition int32, offset int64) int64 {
+	res, err := c.s.b.Read(c.ctx, topic, int(partition), offset, engine.ReadOptions{MaxMessages: 1})
+	if err != nil || len(res.Messages) == 0 {
+		return -1
+	}
+	return res.Messages[0].Timestamp.UnixMilli()
 }
