@@ -1,11 +1,15 @@
 package tests
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -190,9 +194,39 @@ func TestDashboard(t *testing.T) {
 		b.waitFor("health", `document.getElementById("stat-health").textContent === "ready"`)
 		// The rate chart moves when messages are published between two
 		// scrapes of /metrics.
-		b.waitFor("first rate", `document.getElementById("rate-published").textContent !== "–"`)
-		publish("orders", 60)
+		// scrapes of /metrics (every 2 s): publish until the chart has a few
+		// points, so the screenshot shows a line.
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(300 * time.Millisecond):
+				}
+				body, _ := json.Marshal(map[string]any{"topic": "orders", "messages": []any{map[string]any{"text": "tick"}, map[string]any{"text": "tock"}}})
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				req, _ := http.NewRequestWithContext(ctx, "POST", base+"/ferry.v1.PublishService/Publish", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+				cancel()
+			}
+		}()
 		b.waitFor("publish rate", `parseFloat(document.getElementById("rate-published").textContent) > 0`)
+		b.waitFor("chart points", `Number(document.getElementById("rate-chart").dataset.points) >= 4`)
+		close(stop)
+		<-done
+		// The stored count catches up at the next refresh (every 5 s).
+		end := 0
+		for _, tp := range mustCall(t, base, "ferry.v1.TopicService/DescribeTopic", map[string]any{"name": "orders"})["topic"].(map[string]any)["partitions"].([]any) {
+			n, _ := strconv.Atoi(tp.(map[string]any)["endOffset"].(string))
+			end += n
+		}
+		b.waitFor("messages stored", fmt.Sprintf(`document.getElementById("stat-messages").textContent.replace(/,/g, "") === %q`, strconv.FormatInt(int64(end), 10)))
 		b.noScriptErrors()
 		b.screenshot("overview")
 	})
@@ -279,10 +313,25 @@ func TestDashboard(t *testing.T) {
 		b.do("load subscriptions", chromedp.Navigate(base+"/#/subscriptions"),
 			chromedp.WaitVisible(chromedp.CSS(`tr[data-sub="orders/billing"] .backlog`)))
 		// billing reads from the earliest message and has consumed none.
-		b.waitFor("lag 100", `document.querySelector('tr[data-sub="orders/billing"] .backlog').textContent === "100"`)
+		backlog := func(sub string) string {
+			return fmt.Sprintf(`document.querySelector('tr[data-sub="orders/%s"] .backlog').textContent`, sub)
+		}
+		var before int
+		b.do("read lag", chromedp.Action[chromedp.Void](func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			var err error
+			before, err = chromedp.Evaluate[int](`Number(`+backlog("billing")+`.replace(/,/g, ""))`)(ctx, tg)
+			return chromedp.Void{}, err
+		}))
+		if before == 0 {
+			t.Fatal("billing shows no lag before publishing")
+		}
 		publish("orders", 25)
-		b.waitFor("lag 125 after publishing", `document.querySelector('tr[data-sub="orders/billing"] .backlog').textContent === "125"`)
-		b.waitFor("queue backlog 125", `document.querySelector('tr[data-sub="orders/mailer"] .backlog').textContent === "125"`)
+		after := strconv.Quote(fmt.Sprintf("%d", before+25))
+		b.waitFor("lag +25 after publishing", backlog("billing")+` === `+after)
+		b.waitFor("queue backlog +25", backlog("mailer")+` === `+after)
+		// A consumer takes 5: in flight, and one member.
+		mustCall(t, base, "ferry.v1.ConsumeService/Receive", map[string]any{"topic": "orders", "subscription": "mailer", "maxMessages": 5})
+		b.waitFor("in flight 5", `document.querySelector('tr[data-sub="orders/mailer"] .inflight').textContent === "5"`)
 		b.noScriptErrors()
 		b.screenshot("subscriptions")
 

@@ -276,6 +276,7 @@ function overviewPage() {
       set('rate-delivered', fmtRate(points[points.length - 1].del));
     }
     last = cur;
+    canvas.dataset.points = points.length;
     drawChart(canvas, points);
   }, status);
   const onResize = () => drawChart(canvas, points);
@@ -536,7 +537,7 @@ function messagesPage(topic) {
   main.append(
     el('h1', {}, el('a', { href: '#/topics', text: 'Topics' }), ' / ', el('span', { id: 'topic-title', text: topic })), info, status,
     el('section', { class: 'card' }, el('h2', { text: 'Browse' }), readForm),
-    el('section', { class: 'card scroll' }, el('table', {},
+    el('section', { class: 'card scroll' }, el('table', { class: 'messages' },
       el('thead', {}, el('tr', {}, ['Partition/offset', 'Time (UTC)', 'Key', 'Headers', 'Value'].map((h) => el('th', { text: h })))),
       rows)),
     el('section', { class: 'card' }, el('h2', { text: 'Publish a test message' }), pubForm));
@@ -589,7 +590,7 @@ function subscriptionsPage() {
         el('td', {}, el('span', { class: 'kind', text: kind })),
         el('td', { class: 'num', text: s.members }),
         el('td', { class: 'num backlog', text: fmtInt(backlog) }),
-        el('td', { class: 'num', text: kind === 'queue' ? fmtInt(inFlight) : '–' }),
+        el('td', { class: 'num inflight', text: kind === 'queue' ? fmtInt(inFlight) : '–' }),
         el('td', { class: 'num', text: kind === 'queue' ? fmtInt(deadLetters) : '–', title: 'since the broker started (from /metrics)' }),
         el('td', {},
           kind === 'stream' ? el('button', { type: 'button', 'data-seek': id, text: 'Seek', onclick: () => openSeek(s) }) : null, ' ',
