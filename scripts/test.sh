@@ -56,6 +56,10 @@ if command -v npm >/dev/null 2>&1; then
 else
 	need_deb nodejs npm
 fi
+# The dashboard's tests (tests/dashboard_test.go) drive headless Chromium
+# through the DevTools protocol (chromedp); with CI set, they fail rather than
+# skip when it is missing.
+need_deb chromium
 export CGO_ENABLED=1
 
 go mod download

@@ -1,8 +1,8 @@
 // Package server is Ferry's composition root: it opens the engine on the
 // configured data folder and serves it on the network. Today that is the
-// HTTP listener with the native API (protocol/native), /healthz, /readyz
-// and /metrics (Prometheus, on a registry the server owns); the protocol
-// front doors attach here.
+// HTTP listener with the native API (protocol/native), /healthz, /readyz,
+// /metrics (Prometheus, on a registry the server owns) and the web
+// dashboard at / (web); the protocol front doors attach here.
 package server
 
 import (
@@ -23,6 +23,7 @@ import (
 	"github.com/ferrymq/ferry/metrics"
 	"github.com/ferrymq/ferry/protocol/kafka"
 	"github.com/ferrymq/ferry/protocol/native"
+	"github.com/ferrymq/ferry/web"
 )
 
 // Server is a running Ferry broker.
@@ -101,6 +102,8 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		// A series that fails is left out; the rest still reach Prometheus.
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
+	// The dashboard: every path the API and the handlers above leave.
+	mux.Handle("/", web.Handler())
 	// HTTP/1.1 and unencrypted HTTP/2 on one port, so gRPC clients and
 	// curl both reach it.
 	var protocols http.Protocols

@@ -1,0 +1,355 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// The dashboard's tests drive headless Chromium (Debian's chromium package,
+// which scripts/test.sh installs) through the DevTools protocol against a
+// live server: every page loads, and a topic created, a message published
+// and a lag seen through the pages are the broker's own.
+
+// screenshots is where each page's picture from the last run is kept, for
+// the README and docs/operations.md.
+const screenshots = "../docs/screenshots"
+
+// browser is a headless Chromium tab and the page errors it has seen.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+	mu  sync.Mutex
+	js  []string // uncaught exceptions and console errors
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	var path string
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is not installed (apt-get install chromium; scripts/test.sh does it)")
+		}
+		t.Skip("chromium is not installed: apt-get install chromium")
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+	)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	// Cleanups run last first: the tab, then the browser (whose cancel
+	// waits for the process to exit), then the temporary folder.
+	t.Cleanup(cancelAlloc)
+	t.Cleanup(cancelTab)
+	b := &browser{t: t, ctx: ctx}
+	// The first call starts the browser and ties it to the context it is
+	// given, so it gets the tab's own context, bounded from here.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("start chromium: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		cancelTab()
+		t.Fatal("chromium did not start within 60 s")
+	}
+	go func() {
+		for m, err := range chromedp.Console(ctx) {
+			if err != nil {
+				return
+			}
+			if m.IsException() || m.Type == chromedp.ConsoleError {
+				b.mu.Lock()
+				b.js = append(b.js, m.String())
+				b.mu.Unlock()
+			}
+		}
+	}()
+	return b
+}
+
+// do runs steps with a bound, failing the test with what was being done.
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v%s", what, err, b.pageState())
+	}
+}
+
+// waitFor polls a JavaScript condition in the page until it holds.
+func (b *browser) waitFor(what, cond string) {
+	b.t.Helper()
+	b.do(what, chromedp.Action[chromedp.Void](func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Poll[bool](cond, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second))(ctx, t)
+		return chromedp.Void{}, err
+	}))
+}
+
+// text is the text content of the first element sel matches, "" if none.
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// pageState is what a failure report needs: the page's status line and
+// the script errors seen.
+func (b *browser) pageState() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	status, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById("status") || {}).textContent || ""`))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return fmt.Sprintf("\npage status: %q\nscript errors: %q", status, b.js)
+}
+
+// noScriptErrors fails the test if the page threw or logged an error.
+func (b *browser) noScriptErrors() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, e := range b.js {
+		b.t.Errorf("script error: %s", e)
+	}
+	b.js = nil
+}
+
+// screenshot saves the viewport as docs/screenshots/NAME.png.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.MkdirAll(screenshots, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(screenshots, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func TestDashboard(t *testing.T) {
+	b := newBrowser(t)
+	_, base := startServer(t)
+
+	// Something to look at: a stream subscription that reads everything,
+	// and a queue one.
+	mustCall(t, base, "ferry.v1.TopicService/CreateTopic", map[string]any{"name": "orders", "config": map[string]any{"partitions": 2}})
+	mustCall(t, base, "ferry.v1.SubscriptionService/CreateSubscription", map[string]any{
+		"topic": "orders", "name": "billing", "config": map[string]any{"kind": "SUBSCRIPTION_KIND_STREAM", "startAt": "START_POSITION_EARLIEST"}})
+	mustCall(t, base, "ferry.v1.SubscriptionService/CreateSubscription", map[string]any{
+		"topic": "orders", "name": "mailer", "config": map[string]any{"kind": "SUBSCRIPTION_KIND_QUEUE", "startAt": "START_POSITION_EARLIEST"}})
+	publish := func(topic string, n int) {
+		msgs := make([]map[string]any, n)
+		for i := range msgs {
+			msgs[i] = map[string]any{"key": b64(fmt.Sprintf("customer-%d", i%7)), "text": fmt.Sprintf(`{"order":%d,"total":%d.50}`, i, 10+i)}
+		}
+		mustCall(t, base, "ferry.v1.PublishService/Publish", map[string]any{"topic": topic, "messages": msgs})
+	}
+	publish("orders", 40)
+
+	t.Run("Overview", func(t *testing.T) {
+		b.t = t
+		b.do("load overview", chromedp.Navigate(base+"/#/"), chromedp.WaitVisible(chromedp.CSS("#rate-chart")))
+		b.waitFor("topic count", `document.getElementById("stat-topics").textContent === "1"`)
+		b.waitFor("subscription count", `document.getElementById("stat-subscriptions").textContent === "2"`)
+		b.waitFor("health", `document.getElementById("stat-health").textContent === "ready"`)
+		// The rate chart moves when messages are published between two
+		// scrapes of /metrics.
+		// scrapes of /metrics (every 2 s): publish until the chart has a few
+		// points, so the screenshot shows a line.
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(300 * time.Millisecond):
+				}
+				body, _ := json.Marshal(map[string]any{"topic": "orders", "messages": []any{map[string]any{"text": "tick"}, map[string]any{"text": "tock"}}})
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				req, _ := http.NewRequestWithContext(ctx, "POST", base+"/ferry.v1.PublishService/Publish", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+				cancel()
+			}
+		}()
+		b.waitFor("publish rate", `parseFloat(document.getElementById("rate-published").textContent) > 0`)
+		b.waitFor("chart points", `Number(document.getElementById("rate-chart").dataset.points) >= 4`)
+		close(stop)
+		<-done
+		// The stored count catches up at the next refresh (every 5 s).
+		end := 0
+		for _, tp := range mustCall(t, base, "ferry.v1.TopicService/DescribeTopic", map[string]any{"name": "orders"})["topic"].(map[string]any)["partitions"].([]any) {
+			n, _ := strconv.Atoi(tp.(map[string]any)["endOffset"].(string))
+			end += n
+		}
+		b.waitFor("messages stored", fmt.Sprintf(`document.getElementById("stat-messages").textContent.replace(/,/g, "") === %q`, strconv.FormatInt(int64(end), 10)))
+		b.noScriptErrors()
+		b.screenshot("overview")
+	})
+
+	t.Run("Topics", func(t *testing.T) {
+		b.t = t
+		b.do("load topics", chromedp.Navigate(base+"/#/topics"), chromedp.WaitVisible(chromedp.CSS(`tr[data-topic="orders"]`)))
+		// Create a topic through the page.
+		b.do("create payments",
+			chromedp.SetValue(chromedp.CSS("#topic-name"), "payments"),
+			chromedp.SetValue(chromedp.CSS("#topic-partitions"), "3"),
+			chromedp.SetValue(chromedp.CSS("#topic-retention"), "age"),
+			chromedp.SetValue(chromedp.CSS("#topic-retention-limit"), "7d"),
+			chromedp.Click(chromedp.CSS(`#create-topic button[type="submit"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`tr[data-topic="payments"]`)))
+		got := mustCall(t, base, "ferry.v1.TopicService/DescribeTopic", map[string]any{"name": "payments"})["topic"].(map[string]any)
+		if n := len(got["partitions"].([]any)); n != 3 {
+			t.Errorf("payments has %d partitions, want 3", n)
+		}
+		if age := got["config"].(map[string]any)["retention"].(map[string]any)["maxAge"]; age != "604800s" {
+			t.Errorf("payments retention max age %v, want 604800s", age)
+		}
+		// Delete one, through the confirmation.
+		mustCall(t, base, "ferry.v1.TopicService/CreateTopic", map[string]any{"name": "scratch"})
+		b.do("delete scratch",
+			chromedp.WaitVisible(chromedp.CSS(`button[data-delete="scratch"]`)),
+			chromedp.Click(chromedp.CSS(`button[data-delete="scratch"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#confirm-ok`)))
+		if s, _ := call(t, base, "ferry.v1.TopicService/DescribeTopic", map[string]any{"name": "scratch"}); s != 200 {
+			t.Fatal("scratch deleted before the confirmation")
+		}
+		b.do("confirm", chromedp.Click(chromedp.CSS(`#confirm-ok`)), chromedp.WaitNotPresent(chromedp.CSS(`tr[data-topic="scratch"]`)))
+		if s, _ := call(t, base, "ferry.v1.TopicService/DescribeTopic", map[string]any{"name": "scratch"}); s != 404 {
+			t.Errorf("scratch after delete: status %d, want 404", s)
+		}
+		b.noScriptErrors()
+		b.screenshot("topics")
+	})
+
+	t.Run("Messages", func(t *testing.T) {
+		b.t = t
+		b.do("load messages", chromedp.Navigate(base+"/#/topics/payments"), chromedp.WaitVisible(chromedp.CSS("#publish-form")))
+		b.waitFor("partitions listed", `document.querySelectorAll("#pub-partition option").length === 4`)
+		// Publish through the page; the page reads it back with the Read API.
+		b.do("publish",
+			chromedp.SetValue(chromedp.CSS("#pub-partition"), "1"),
+			chromedp.SetValue(chromedp.CSS("#pub-key"), "user-7"),
+			chromedp.SetValue(chromedp.CSS("#pub-headers"), "trace-id: 4bf92f35\ncontent-type: application/json"),
+			chromedp.SetValue(chromedp.CSS("#pub-value"), `{"payment":"p-1","amount":42,"currency":"EUR"}`),
+			chromedp.Click(chromedp.CSS(`#publish-form button[type="submit"]`)))
+		b.waitFor("message shown", `[...document.querySelectorAll("#message-rows pre.msg-value")].some(e => e.textContent.includes('"amount": 42'))`)
+		if key := b.text("#message-rows pre.msg-key"); key != "user-7" {
+			t.Errorf("key shown %q, want user-7", key)
+		}
+		if h := b.text("#message-rows .msg-header"); h != "trace-id: 4bf92f35" {
+			t.Errorf("first header shown %q", h)
+		}
+		// The broker has it where the page said.
+		read := mustCall(t, base, "ferry.v1.ReadService/Read", map[string]any{"topic": "payments", "partition": 1, "earliest": true})
+		msgs, _ := read["messages"].([]any)
+		if len(msgs) != 1 || !strings.Contains(unb64(t, msgs[0].(map[string]any)["value"]), `"amount":42`) {
+			t.Fatalf("payments partition 1 holds %v", msgs)
+		}
+		// A few more to browse, and the hex view.
+		for i := range 4 {
+			mustCall(t, base, "ferry.v1.PublishService/Publish", map[string]any{"topic": "payments", "partition": 1,
+				"messages": []any{map[string]any{"key": b64(fmt.Sprintf("user-%d", i)), "text": fmt.Sprintf(`{"payment":"p-%d","amount":%d,"currency":"EUR"}`, i+2, 10*i+5)}}})
+		}
+		b.do("read from earliest",
+			chromedp.SetValue(chromedp.CSS("#read-from"), "earliest"),
+			chromedp.Click(chromedp.CSS(`#read-form button[type="submit"]`)))
+		b.waitFor("five messages", `document.querySelectorAll("#message-rows tr[data-offset]").length === 5`)
+		b.do("hex", chromedp.SetValue(chromedp.CSS("#read-format"), "hex"),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById("read-format").dispatchEvent(new Event("change"))`))
+		b.waitFor("hex shown", `document.querySelector("#message-rows pre.msg-value").textContent.startsWith("000000  7b 22")`)
+		b.do("back to auto", chromedp.SetValue(chromedp.CSS("#read-format"), "auto"),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById("read-format").dispatchEvent(new Event("change"))`))
+		b.noScriptErrors()
+		b.screenshot("messages")
+	})
+
+	t.Run("Subscriptions", func(t *testing.T) {
+		b.t = t
+		b.do("load subscriptions", chromedp.Navigate(base+"/#/subscriptions"),
+			chromedp.WaitVisible(chromedp.CSS(`tr[data-sub="orders/billing"] .backlog`)))
+		// billing reads from the earliest message and has consumed none.
+		backlog := func(sub string) string {
+			return fmt.Sprintf(`document.querySelector('tr[data-sub="orders/%s"] .backlog').textContent`, sub)
+		}
+		var before int
+		b.do("read lag", chromedp.Action[chromedp.Void](func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			var err error
+			before, err = chromedp.Evaluate[int](`Number(`+backlog("billing")+`.replace(/,/g, ""))`)(ctx, tg)
+			return chromedp.Void{}, err
+		}))
+		if before == 0 {
+			t.Fatal("billing shows no lag before publishing")
+		}
+		publish("orders", 25)
+		after := strconv.Quote(fmt.Sprintf("%d", before+25))
+		b.waitFor("lag +25 after publishing", backlog("billing")+` === `+after)
+		b.waitFor("queue backlog +25", backlog("mailer")+` === `+after)
+		// A consumer takes 5: in flight, and one member.
+		mustCall(t, base, "ferry.v1.ConsumeService/Receive", map[string]any{"topic": "orders", "subscription": "mailer", "maxMessages": 5})
+		b.waitFor("in flight 5", `document.querySelector('tr[data-sub="orders/mailer"] .inflight').textContent === "5"`)
+		b.noScriptErrors()
+		b.screenshot("subscriptions")
+
+		// Seek billing to the end of partition 0, through the confirmation.
+		b.do("seek",
+			chromedp.Click(chromedp.CSS(`button[data-seek="orders/billing"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#seek-form")),
+			chromedp.SetValue(chromedp.CSS("#seek-target"), "latest"),
+			chromedp.Click(chromedp.CSS(`#seek-form button[type="submit"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+			chromedp.Click(chromedp.CSS("#confirm-ok")))
+		b.waitFor("lag 0 after seek", `document.querySelector('tr[data-sub="orders/billing"] .backlog').textContent === "0"`)
+		sub := mustCall(t, base, "ferry.v1.SubscriptionService/DescribeSubscription", map[string]any{"topic": "orders", "name": "billing"})["subscription"].(map[string]any)
+		for _, p := range sub["partitions"].([]any) {
+			if bl := p.(map[string]any)["backlog"]; bl != "0" {
+				t.Errorf("billing backlog after seek: %v", p)
+			}
+		}
+		b.noScriptErrors()
+	})
+}

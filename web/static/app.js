@@ -1,0 +1,673 @@
+// Ferry dashboard. Plain JavaScript, no build step, no dependencies.
+//
+// Every read and change goes through Ferry's native API with Connect's JSON
+// protocol (POST /ferry.v1.<Service>/<Method>), the API any client uses;
+// health comes from /readyz and live rates from the counters of /metrics.
+// Pages are routed by the URL's hash: #/, #/topics, #/topics/NAME,
+// #/subscriptions.
+'use strict';
+
+// ---- small helpers ------------------------------------------------------
+
+// el builds an element. Text is always set as text, never as HTML: message
+// keys and values are whatever publishers sent.
+function el(tag, props, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v == null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const kid of kids.flat()) {
+    if (kid == null || kid === false) continue;
+    e.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return e;
+}
+
+const num = (v) => Number(v || 0); // int64 fields come as strings
+const fmtInt = (n) => num(n).toLocaleString('en-US');
+
+function fmtBytes(n) {
+  n = num(n);
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)) + ' ' + units[i];
+}
+
+function fmtRate(r) {
+  if (r >= 1000) return (r / 1000).toFixed(r >= 10000 ? 0 : 1) + 'k/s';
+  return (r >= 10 ? r.toFixed(0) : r.toFixed(1)) + '/s';
+}
+
+// fmtDuration shows a protobuf JSON duration ("3600s") as 1h.
+function fmtDuration(d) {
+  let s = parseFloat(d);
+  if (!s) return '0s';
+  const parts = [];
+  for (const [unit, len] of [['d', 86400], ['h', 3600], ['m', 60]]) {
+    if (s >= len) { parts.push(Math.floor(s / len) + unit); s %= len; }
+  }
+  if (s) parts.push(s + 's');
+  return parts.join('');
+}
+
+// parseDuration reads "90s", "15m", "24h", "7d" or "1h30m" into protobuf
+// JSON's form ("5400s").
+function parseDuration(text) {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
+  const units = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+  let total = 0, used = '', m;
+  while ((m = re.exec(text.trim())) !== null) { total += parseFloat(m[1]) * units[m[2]]; used += m[0]; }
+  if (!used || used !== text.trim()) throw new Error(`"${text}" is not a duration (use 30m, 24h, 7d)`);
+  return total + 's';
+}
+
+// parseBytes reads "500MiB", "2GB" or "1048576".
+function parseBytes(text) {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$/i.exec(text);
+  if (!m) throw new Error(`"${text}" is not a size (use 512MiB, 10GiB)`);
+  const unit = (m[2] || 'B').toUpperCase();
+  const pow = { B: 0, K: 1, M: 2, G: 3, T: 4 }[unit[0]];
+  const base = unit.includes('I') ? 1024 : 1000;
+  return String(Math.round(parseFloat(m[1]) * Math.pow(base, pow)));
+}
+
+function retentionText(r) {
+  if (!r) return 'forever';
+  const parts = [];
+  if (r.work) parts.push('work (until acknowledged)');
+  if (r.maxAge && parseFloat(r.maxAge) > 0) parts.push('age ' + fmtDuration(r.maxAge));
+  if (num(r.maxBytes) > 0) parts.push(fmtBytes(r.maxBytes) + ' per partition');
+  return parts.length ? parts.join(', ') : 'forever';
+}
+
+function kindName(k) {
+  return String(k || '').replace('SUBSCRIPTION_KIND_', '').toLowerCase() || 'unspecified';
+}
+
+// ---- the API --------------------------------------------------------------
+
+// rpc calls a unary procedure of the native API with Connect's JSON
+// protocol, exactly as curl would.
+async function rpc(service, method, body) {
+  const resp = await fetch(`/ferry.v1.${service}/${method}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body || {}),
+  });
+  const text = await resp.text();
+  let data = {};
+  try { data = text ? JSON.parse(text) : {}; } catch { data = { message: text }; }
+  if (!resp.ok) throw new Error(`${data.code || resp.status}: ${data.message || text}`);
+  return data;
+}
+
+async function listTopics() {
+  return (await rpc('TopicService', 'ListTopics', {})).topics || [];
+}
+
+// listSubscriptions lists every topic's subscriptions. A topic deleted
+// between the two calls just has none.
+async function listSubscriptions(topics) {
+  const lists = await Promise.all(topics.map((t) =>
+    rpc('SubscriptionService', 'ListSubscriptions', { topic: t.name })
+      .then((r) => r.subscriptions || [], () => [])));
+  return lists.flat();
+}
+
+// metrics fetches /metrics and parses the Prometheus text format into
+// samples {name, labels, value}.
+async function metrics() {
+  const resp = await fetch('/metrics', { headers: { Accept: 'text/plain' } });
+  if (!resp.ok) throw new Error('/metrics: ' + resp.status);
+  const out = [];
+  for (const line of (await resp.text()).split('\n')) {
+    if (!line || line[0] === '#') continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels = {};
+    for (const l of (m[2] || '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
+    out.push({ name: m[1], labels, value: parseFloat(m[3]) });
+  }
+  return out;
+}
+
+const sum = (samples, name) => samples.filter((s) => s.name === name).reduce((a, s) => a + s.value, 0);
+
+// ---- page frame -----------------------------------------------------------
+
+const main = document.getElementById('main');
+let leavePage = null; // stops the current page's timers
+
+// every runs fn now and then every ms while the page is shown; a failure
+// shows in the page's status line instead of stopping the timer.
+function every(ms, fn, status) {
+  let stopped = false, timer = null;
+  const tick = async () => {
+    try { await fn(); } catch (e) { if (status && !stopped) showError(status, e); }
+    if (!stopped) timer = setTimeout(tick, ms);
+  };
+  tick();
+  return () => { stopped = true; clearTimeout(timer); };
+}
+
+function showError(status, e) { status.className = 'error'; status.textContent = e.message || String(e); }
+function showNotice(status, text) { status.className = 'notice'; status.textContent = text; }
+
+// confirmAction asks in a modal dialog; it resolves true on Confirm.
+function confirmAction(text, okLabel) {
+  const dlg = document.getElementById('confirm');
+  document.getElementById('confirm-text').textContent = text;
+  const ok = document.getElementById('confirm-ok');
+  const cancel = document.getElementById('confirm-cancel');
+  ok.textContent = okLabel || 'Confirm';
+  return new Promise((resolve) => {
+    const done = (v) => () => { ok.onclick = cancel.onclick = dlg.oncancel = null; dlg.close(); resolve(v); };
+    ok.onclick = done(true);
+    cancel.onclick = done(false);
+    dlg.oncancel = done(false);
+    dlg.showModal();
+  });
+}
+
+async function updateHealth() {
+  const badge = document.getElementById('health');
+  try {
+    const resp = await fetch('/readyz');
+    const text = (await resp.text()).trim();
+    badge.textContent = resp.ok ? 'ready' : 'not ready: ' + text;
+    badge.className = 'badge ' + (resp.ok ? 'ok' : 'bad');
+    return resp.ok ? 'ready' : text;
+  } catch (e) {
+    badge.textContent = 'unreachable';
+    badge.className = 'badge bad';
+    return 'unreachable';
+  }
+}
+
+function route() {
+  if (leavePage) leavePage();
+  leavePage = null;
+  const hash = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
+  let page = 'overview', render = overviewPage, arg;
+  if (hash === '/topics') { page = 'topics'; render = topicsPage; }
+  else if (hash.startsWith('/topics/')) { page = 'topics'; render = messagesPage; arg = hash.slice(8); }
+  else if (hash === '/subscriptions') { page = 'subscriptions'; render = subscriptionsPage; }
+  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.page === page);
+  main.replaceChildren();
+  main.dataset.page = render.name;
+  leavePage = render(arg);
+}
+
+// ---- overview -------------------------------------------------------------
+
+function stat(label, id) {
+  return el('div', { class: 'stat' }, el('div', { class: 'label', text: label }), el('div', { class: 'value', id, text: '…' }));
+}
+
+function overviewPage() {
+  const status = el('p', { id: 'status' });
+  const canvas = el('canvas', { id: 'rate-chart', width: 1100, height: 220 });
+  const topicRows = el('tbody');
+  main.append(
+    el('h1', { text: 'Overview' }), status,
+    el('div', { class: 'stats' },
+      stat('Health', 'stat-health'), stat('Topics', 'stat-topics'), stat('Partitions', 'stat-partitions'),
+      stat('Messages stored', 'stat-messages'), stat('Storage', 'stat-storage'),
+      stat('Subscriptions', 'stat-subscriptions'), stat('Consumers', 'stat-members'), stat('Backlog', 'stat-backlog')),
+    el('section', { class: 'card' },
+      el('h2', { text: 'Messages per second' }), canvas,
+      el('div', { class: 'legend' },
+        el('span', {}, el('i', { class: 'swatch-pub' }), 'published ', el('b', { id: 'rate-published', text: '–' })),
+        el('span', {}, el('i', { class: 'swatch-del' }), 'delivered to queue subscriptions ', el('b', { id: 'rate-delivered', text: '–' })),
+        el('span', { class: 'muted', text: 'from /metrics, every 2 s' }))),
+    el('section', { class: 'card' }, el('h2', { text: 'Topics' }),
+      el('div', { class: 'scroll' }, el('table', {},
+        el('thead', {}, el('tr', {}, el('th', { text: 'Topic' }), el('th', { class: 'num', text: 'Partitions' }),
+          el('th', { class: 'num', text: 'Messages' }), el('th', { class: 'num', text: 'Storage' }),
+          el('th', { class: 'num', text: 'Subscriptions' }), el('th', { text: 'Retention' }))),
+        topicRows))));
+
+  const set = (id, v) => { const e = document.getElementById(id); if (e) e.textContent = v; };
+  const stopStats = every(5000, async () => {
+    const [health, topics] = await Promise.all([updateHealth(), listTopics()]);
+    const subs = await listSubscriptions(topics);
+    const parts = topics.flatMap((t) => t.partitions || []);
+    set('stat-health', health);
+    set('stat-topics', fmtInt(topics.length));
+    set('stat-partitions', fmtInt(parts.length));
+    set('stat-messages', fmtInt(parts.reduce((a, p) => a + num(p.endOffset) - num(p.startOffset), 0)));
+    set('stat-storage', fmtBytes(parts.reduce((a, p) => a + num(p.bytes), 0)));
+    set('stat-subscriptions', fmtInt(subs.length));
+    set('stat-members', fmtInt(subs.reduce((a, s) => a + num(s.members), 0)));
+    set('stat-backlog', fmtInt(subs.reduce((a, s) => a + (s.partitions || []).reduce((b, p) => b + num(p.backlog), 0), 0)));
+    const subsOf = (name) => subs.filter((s) => s.topic === name).length;
+    topicRows.replaceChildren(...(topics.length ? topics.map((t) => {
+      const ps = t.partitions || [];
+      return el('tr', {},
+        el('td', {}, el('a', { href: '#/topics/' + encodeURIComponent(t.name), text: t.name })),
+        el('td', { class: 'num', text: ps.length }),
+        el('td', { class: 'num', text: fmtInt(ps.reduce((a, p) => a + num(p.endOffset) - num(p.startOffset), 0)) }),
+        el('td', { class: 'num', text: fmtBytes(ps.reduce((a, p) => a + num(p.bytes), 0)) }),
+        el('td', { class: 'num', text: subsOf(t.name) }),
+        el('td', { text: retentionText(t.config && t.config.retention) }));
+    }) : [el('tr', {}, el('td', { colspan: 6, class: 'muted', text: 'No topics yet: create one on the Topics page.' }))]));
+    status.textContent = '';
+  }, status);
+
+  // Rates are differences of the counters between two scrapes.
+  const points = []; // {t, pub, del}: rates, per second
+  let last = null;
+  const stopRates = every(2000, async () => {
+    const samples = await metrics();
+    const now = performance.now() / 1000;
+    const cur = { t: now, pub: sum(samples, 'ferry_published_messages_total'), del: sum(samples, 'ferry_subscription_deliveries_total') };
+    if (last) {
+      const dt = cur.t - last.t;
+      // A counter that went down means the broker restarted: count from 0.
+      const rate = (a, b) => Math.max(0, (a >= b ? a - b : a) / dt);
+      points.push({ t: now, pub: rate(cur.pub, last.pub), del: rate(cur.del, last.del) });
+      if (points.length > 90) points.shift();
+      set('rate-published', fmtRate(points[points.length - 1].pub));
+      set('rate-delivered', fmtRate(points[points.length - 1].del));
+    }
+    last = cur;
+    canvas.dataset.points = points.length;
+    drawChart(canvas, points);
+  }, status);
+  const onResize = () => drawChart(canvas, points);
+  window.addEventListener('resize', onResize);
+  return () => { stopStats(); stopRates(); window.removeEventListener('resize', onResize); };
+}
+
+// drawChart draws the rate series on the canvas by hand: a y axis with
+// round steps, a time axis over the last three minutes.
+function drawChart(canvas, points) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || 1100, h = canvas.clientHeight || 220;
+  if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
+  const g = canvas.getContext('2d');
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, w, h);
+  const left = 56, right = 10, top = 10, bottom = 24;
+  const pw = w - left - right, ph = h - top - bottom;
+  let max = Math.max(1, ...points.map((p) => Math.max(p.pub, p.del)));
+  const mag = Math.pow(10, Math.floor(Math.log10(max)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s * 4 >= max);
+  max = step * 4;
+  g.font = '11px system-ui, sans-serif';
+  g.fillStyle = '#667085';
+  g.strokeStyle = '#e4e7ec';
+  g.lineWidth = 1;
+  g.textAlign = 'right';
+  g.textBaseline = 'middle';
+  for (let i = 0; i <= 4; i++) {
+    const y = top + ph - (ph * i) / 4;
+    g.beginPath(); g.moveTo(left, Math.round(y) + 0.5); g.lineTo(left + pw, Math.round(y) + 0.5); g.stroke();
+    g.fillText(fmtRate(step * i).replace('/s', ''), left - 6, y);
+  }
+  const span = 180; // seconds shown
+  const now = points.length ? points[points.length - 1].t : 0;
+  g.textAlign = 'center';
+  g.textBaseline = 'top';
+  for (let s = 0; s <= span; s += 30) g.fillText(s === 0 ? 'now' : `-${s}s`, left + pw - (pw * s) / span, top + ph + 6);
+  if (points.length < 2) {
+    g.fillText('collecting…', left + pw / 2, top + ph / 2);
+    return;
+  }
+  for (const [key, color] of [['del', '#1a7f37'], ['pub', '#1f6feb']]) {
+    g.strokeStyle = color;
+    g.lineWidth = 2;
+    g.beginPath();
+    points.forEach((p, i) => {
+      const x = left + pw - (pw * (now - p.t)) / span, y = top + ph - (ph * p[key]) / max;
+      if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
+    });
+    g.stroke();
+  }
+}
+
+// ---- topics ---------------------------------------------------------------
+
+function topicsPage() {
+  const status = el('p', { id: 'status' });
+  const rows = el('tbody', { id: 'topic-rows' });
+  const name = el('input', { id: 'topic-name', name: 'name', required: true, placeholder: 'orders.eu.created', size: 28, pattern: '[A-Za-z0-9._\\-]{1,249}' });
+  const partitions = el('input', { id: 'topic-partitions', type: 'number', min: 1, value: 1, size: 4 });
+  const retention = el('select', { id: 'topic-retention' },
+    el('option', { value: 'forever', text: 'keep forever' }), el('option', { value: 'age', text: 'by age' }),
+    el('option', { value: 'bytes', text: 'by size' }), el('option', { value: 'work', text: 'work queue (until acknowledged)' }));
+  const limit = el('input', { id: 'topic-retention-limit', placeholder: '7d or 10GiB', size: 12 });
+  const form = el('form', { class: 'inline', id: 'create-topic' },
+    el('label', {}, 'Name', name), el('label', {}, 'Partitions', partitions),
+    el('label', {}, 'Retention', retention), el('label', {}, 'Age or size', limit),
+    el('button', { class: 'primary', type: 'submit', text: 'Create topic' }));
+
+  const refresh = async () => {
+    const topics = await listTopics();
+    rows.replaceChildren(...(topics.length ? topics.map(topicRow) : [el('tr', {}, el('td', { colspan: 8, class: 'muted', text: 'No topics yet.' }))]));
+  };
+  const topicRow = (t) => {
+    const ps = t.partitions || [];
+    const cfg = t.config || {};
+    return el('tr', { 'data-topic': t.name },
+      el('td', {}, el('a', { href: '#/topics/' + encodeURIComponent(t.name), text: t.name })),
+      el('td', { class: 'num', text: ps.length }),
+      el('td', { class: 'mono' }, ps.map((p) => el('div', { text: `p${p.partition}: ${fmtInt(p.startOffset)} … ${fmtInt(p.endOffset)}` }))),
+      el('td', { class: 'num' }, ps.map((p) => el('div', { text: `${fmtBytes(p.bytes)} · ${p.segments} seg` }))),
+      el('td', { text: retentionText(cfg.retention) }),
+      el('td', { text: cfg.fsync || 'default' }),
+      el('td', { text: t.created ? new Date(t.created).toLocaleString() : '' }),
+      el('td', {}, el('button', {
+        class: 'danger', type: 'button', 'data-delete': t.name, text: 'Delete',
+        onclick: async () => {
+          if (!await confirmAction(`Delete topic "${t.name}" with its ${fmtInt(ps.reduce((a, p) => a + num(p.endOffset) - num(p.startOffset), 0))} messages and its subscriptions? This cannot be undone.`, 'Delete topic')) return;
+          try {
+            await rpc('TopicService', 'DeleteTopic', { name: t.name });
+            showNotice(status, `Deleted topic ${t.name}.`);
+            await refresh();
+          } catch (e) { showError(status, e); }
+        },
+      })));
+  };
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const config = { partitions: parseInt(partitions.value, 10) || 1 };
+      if (retention.value === 'age') config.retention = { maxAge: parseDuration(limit.value) };
+      if (retention.value === 'bytes') config.retention = { maxBytes: parseBytes(limit.value) };
+      if (retention.value === 'work') config.retention = { work: true };
+      const r = await rpc('TopicService', 'CreateTopic', { name: name.value.trim(), config });
+      showNotice(status, `Created topic ${r.topic.name}.`);
+      name.value = '';
+      await refresh();
+    } catch (e) { showError(status, e); }
+  });
+
+  main.append(el('h1', { text: 'Topics' }),
+    el('section', { class: 'card' }, el('h2', { text: 'Create a topic' }), form), status,
+    el('section', { class: 'card scroll' }, el('table', {},
+      el('thead', {}, el('tr', {}, ['Topic', 'Partitions', 'Offsets (start … end)', 'Size', 'Retention', 'Fsync', 'Created', ''].map((h, i) =>
+        el('th', { class: i === 1 || i === 3 ? 'num' : null, text: h })))),
+      rows)));
+  return every(5000, refresh, status);
+}
+
+// ---- a topic's messages ---------------------------------------------------
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function b64bytes(s) {
+  const bin = atob(s || '');
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function hexDump(bytes) {
+  const lines = [];
+  for (let i = 0; i < bytes.length; i += 16) {
+    const row = Array.from(bytes.subarray(i, i + 16));
+    lines.push(i.toString(16).padStart(6, '0') + '  ' + row.map((b) => b.toString(16).padStart(2, '0')).join(' ').padEnd(48) +
+      '  ' + row.map((b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : '.')).join(''));
+  }
+  return lines.join('\n');
+}
+
+// render shows bytes as asked: text, JSON (pretty), hex, or auto (JSON if
+// it parses, else text if it is UTF-8 without control characters, else hex).
+function render(bytes, format) {
+  let text = null;
+  try { text = utf8.decode(bytes); } catch { /* not UTF-8 */ }
+  if (format === 'hex' || (text === null && format !== 'text')) return { kind: 'hex', text: hexDump(bytes) };
+  if (format === 'json' || format === 'auto') {
+    try { return { kind: 'json', text: JSON.stringify(JSON.parse(text), null, 2) }; } catch { /* not JSON */ }
+    if (format === 'json') return { kind: 'text (not JSON)', text };
+  }
+  if (format === 'auto' && /[\x00-\x08\x0e-\x1f]/.test(text)) return { kind: 'hex', text: hexDump(bytes) };
+  return { kind: 'text', text: text === null ? new TextDecoder().decode(bytes) : text };
+}
+
+function messagesPage(topic) {
+  const status = el('p', { id: 'status' });
+  const info = el('p', { class: 'muted', id: 'topic-info' });
+  const partition = el('select', { id: 'read-partition' });
+  const from = el('select', { id: 'read-from' },
+    el('option', { value: 'earliest', text: 'earliest' }), el('option', { value: 'last', text: 'last N' }),
+    el('option', { value: 'offset', text: 'offset' }), el('option', { value: 'time', text: 'time' }));
+  const offset = el('input', { id: 'read-offset', type: 'number', min: 0, value: 0, size: 8 });
+  const time = el('input', { id: 'read-time', type: 'datetime-local', step: 1 });
+  const count = el('input', { id: 'read-count', type: 'number', min: 1, max: 1000, value: 50, size: 5 });
+  const format = el('select', { id: 'read-format' }, ['auto', 'text', 'json', 'hex'].map((f) => el('option', { value: f, text: f })));
+  const rows = el('tbody', { id: 'message-rows' });
+  const more = el('button', { type: 'button', id: 'read-next', text: 'Next page', disabled: true });
+  const readForm = el('form', { class: 'inline', id: 'read-form' },
+    el('label', {}, 'Partition', partition), el('label', {}, 'From', from), el('label', {}, 'Offset', offset),
+    el('label', {}, 'Time', time), el('label', {}, 'Messages', count), el('label', {}, 'Show values as', format),
+    el('button', { class: 'primary', type: 'submit', text: 'Read' }), more);
+
+  const pubPartition = el('select', { id: 'pub-partition' }, el('option', { value: '', text: 'by key / next' }));
+  const pubKey = el('input', { id: 'pub-key', size: 18, placeholder: 'optional' });
+  const pubHeaders = el('textarea', { id: 'pub-headers', rows: 3, cols: 28, placeholder: 'name: value, one a line' });
+  const pubValue = el('textarea', { id: 'pub-value', rows: 3, cols: 50, placeholder: '{"hello": "ferry"}' });
+  const pubForm = el('form', { class: 'inline', id: 'publish-form' },
+    el('label', {}, 'Partition', pubPartition), el('label', {}, 'Key', pubKey),
+    el('label', {}, 'Headers', pubHeaders), el('label', {}, 'Value (text)', pubValue),
+    el('button', { class: 'primary', type: 'submit', text: 'Publish' }));
+
+  let shown = []; // the messages of the last read, to re-render on a format change
+  let nextOffset = null;
+
+  const describe = async () => {
+    const t = (await rpc('TopicService', 'DescribeTopic', { name: topic })).topic;
+    const ps = t.partitions || [];
+    info.textContent = `${ps.length} partition${ps.length === 1 ? '' : 's'} · ` +
+      ps.map((p) => `p${p.partition}: ${fmtInt(p.startOffset)} … ${fmtInt(p.endOffset)}`).join(' · ') +
+      ` · retention ${retentionText(t.config && t.config.retention)}`;
+    if (partition.options.length !== ps.length) {
+      partition.replaceChildren(...ps.map((p) => el('option', { value: p.partition, text: p.partition })));
+      pubPartition.replaceChildren(pubPartition.options[0], ...ps.map((p) => el('option', { value: p.partition, text: p.partition })));
+    }
+    return t;
+  };
+
+  const draw = () => {
+    rows.replaceChildren(...(shown.length ? shown.map((m) => {
+      const v = render(b64bytes(m.value), format.value);
+      const key = m.key ? render(b64bytes(m.key), format.value === 'hex' ? 'hex' : 'text').text : '';
+      return el('tr', { 'data-offset': m.offset },
+        el('td', { class: 'num mono', text: `${m.partition}/${m.offset}` }),
+        el('td', { class: 'mono', text: m.timestamp ? new Date(m.timestamp).toISOString().replace('T', ' ').replace('Z', '') : '' }),
+        el('td', {}, el('pre', { class: 'msg-key', text: key })),
+        el('td', {}, (m.headers || []).map((h) => el('div', { class: 'mono msg-header', text: `${h.key}: ${render(b64bytes(h.value), 'text').text}` }))),
+        el('td', {}, el('span', { class: 'muted', text: v.kind }), el('pre', { class: 'msg-value', text: v.text })));
+    }) : [el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'No messages here.' }))]));
+  };
+
+  const read = async (startAt) => {
+    const req = { topic, partition: parseInt(partition.value || '0', 10), maxMessages: parseInt(count.value, 10) || 50 };
+    if (startAt != null) req.offset = String(startAt);
+    else if (from.value === 'earliest') req.earliest = true;
+    else if (from.value === 'offset') req.offset = String(offset.value || 0);
+    else if (from.value === 'time') {
+      if (!time.value) throw new Error('pick a time to read from');
+      req.time = new Date(time.value).toISOString();
+    } else { // last N: from N before the end, not before the start
+      const t = await describe();
+      const p = (t.partitions || []).find((q) => String(q.partition) === String(req.partition)) || {};
+      req.offset = String(Math.max(num(p.startOffset), num(p.endOffset) - req.maxMessages));
+    }
+    const r = await rpc('ReadService', 'Read', req);
+    shown = r.messages || [];
+    nextOffset = num(r.nextOffset);
+    more.disabled = nextOffset >= num(r.highWatermark);
+    draw();
+    showNotice(status, `Partition ${req.partition}: ${shown.length} message${shown.length === 1 ? '' : 's'}, offsets ${fmtInt(r.startOffset)} … ${fmtInt(r.highWatermark)} stored.`);
+  };
+
+  readForm.addEventListener('submit', (ev) => { ev.preventDefault(); read().catch((e) => showError(status, e)); });
+  more.addEventListener('click', () => read(nextOffset).catch((e) => showError(status, e)));
+  format.addEventListener('change', draw);
+  pubForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const msg = { text: pubValue.value };
+      if (pubKey.value) msg.key = btoa(String.fromCharCode(...new TextEncoder().encode(pubKey.value)));
+      msg.headers = pubHeaders.value.split('\n').filter((l) => l.trim()).map((l) => {
+        const i = l.indexOf(':');
+        if (i < 1) throw new Error(`header "${l}" needs "name: value"`);
+        return { key: l.slice(0, i).trim(), value: btoa(String.fromCharCode(...new TextEncoder().encode(l.slice(i + 1).trim()))) };
+      });
+      const req = { topic, messages: [msg] };
+      if (pubPartition.value !== '') req.partition = parseInt(pubPartition.value, 10);
+      const res = (await rpc('PublishService', 'Publish', req)).results[0];
+      await describe();
+      partition.value = String(res.partition);
+      from.value = 'last';
+      await read();
+      showNotice(status, `Published to partition ${res.partition} at offset ${res.offset}${res.duplicate ? ' (duplicate)' : ''}.`);
+    } catch (e) { showError(status, e); }
+  });
+
+  main.append(
+    el('h1', {}, el('a', { href: '#/topics', text: 'Topics' }), ' / ', el('span', { id: 'topic-title', text: topic })), info, status,
+    el('section', { class: 'card' }, el('h2', { text: 'Browse' }), readForm),
+    el('section', { class: 'card scroll' }, el('table', { class: 'messages' },
+      el('thead', {}, el('tr', {}, ['Partition/offset', 'Time (UTC)', 'Key', 'Headers', 'Value'].map((h) => el('th', { text: h })))),
+      rows)),
+    el('section', { class: 'card' }, el('h2', { text: 'Publish a test message' }), pubForm));
+  describe().then(() => read()).catch((e) => showError(status, e));
+  return null;
+}
+
+// ---- subscriptions --------------------------------------------------------
+
+function subscriptionsPage() {
+  const status = el('p', { id: 'status' });
+  const rows = el('tbody', { id: 'sub-rows' });
+  const seekCard = el('section', { class: 'card', id: 'seek-card', hidden: true });
+
+  const subTopic = el('select', { id: 'sub-topic' });
+  const subName = el('input', { id: 'sub-name', required: true, size: 20, placeholder: 'workers' });
+  const subKind = el('select', { id: 'sub-kind' },
+    el('option', { value: 'SUBSCRIPTION_KIND_QUEUE', text: 'queue' }), el('option', { value: 'SUBSCRIPTION_KIND_STREAM', text: 'stream' }));
+  const subStart = el('select', { id: 'sub-start' },
+    el('option', { value: 'START_POSITION_LATEST', text: 'latest' }), el('option', { value: 'START_POSITION_EARLIEST', text: 'earliest' }));
+  const createForm = el('form', { class: 'inline', id: 'create-sub' },
+    el('label', {}, 'Topic', subTopic), el('label', {}, 'Name', subName), el('label', {}, 'Kind', subKind),
+    el('label', {}, 'Start at', subStart), el('button', { class: 'primary', type: 'submit', text: 'Create subscription' }));
+
+  const refresh = async () => {
+    const topics = await listTopics();
+    const [subs, samples] = await Promise.all([listSubscriptions(topics), metrics().catch(() => [])]);
+    const names = topics.map((t) => t.name);
+    if ([...subTopic.options].map((o) => o.value).join('\n') !== names.join('\n')) {
+      const keep = subTopic.value;
+      subTopic.replaceChildren(...names.map((n) => el('option', { value: n, text: n })));
+      if (names.includes(keep)) subTopic.value = keep;
+    }
+    const dead = (s) => samples.filter((m) => m.name === 'ferry_subscription_dead_letters_total' &&
+      m.labels.topic === s.topic && m.labels.subscription === s.name).reduce((a, m) => a + m.value, 0);
+    rows.replaceChildren(...(subs.length ? subs.flatMap((s) => subRows(s, dead(s))) :
+      [el('tr', {}, el('td', { colspan: 8, class: 'muted', text: 'No subscriptions yet.' }))]));
+  };
+
+  const subRows = (s, deadLetters) => {
+    const ps = s.partitions || [];
+    const kind = kindName(s.config && s.config.kind);
+    const backlog = ps.reduce((a, p) => a + num(p.backlog), 0);
+    const inFlight = ps.reduce((a, p) => a + num(p.inFlight), 0);
+    const id = `${s.topic}/${s.name}`;
+    return [
+      el('tr', { 'data-sub': id },
+        el('td', {}, el('a', { href: '#/topics/' + encodeURIComponent(s.topic), text: s.topic })),
+        el('td', { text: s.name }),
+        el('td', {}, el('span', { class: 'kind', text: kind })),
+        el('td', { class: 'num', text: s.members }),
+        el('td', { class: 'num backlog', text: fmtInt(backlog) }),
+        el('td', { class: 'num inflight', text: kind === 'queue' ? fmtInt(inFlight) : '–' }),
+        el('td', { class: 'num', text: kind === 'queue' ? fmtInt(deadLetters) : '–', title: 'since the broker started (from /metrics)' }),
+        el('td', {},
+          kind === 'stream' ? el('button', { type: 'button', 'data-seek': id, text: 'Seek', onclick: () => openSeek(s) }) : null, ' ',
+          el('button', { type: 'button', class: 'danger', 'data-delete-sub': id, text: 'Delete', onclick: () => deleteSub(s) }))),
+      el('tr', { class: 'detail' }, el('td', { colspan: 8 }, ps.map((p) => el('span', { class: 'mono' },
+        `p${p.partition}: ${kind === 'stream' ? 'committed ' + fmtInt(p.committed) : 'acked below ' + fmtInt(p.ackFloor)}` +
+        ` of ${fmtInt(p.endOffset)}, backlog ${fmtInt(p.backlog)}` +
+        (kind === 'queue' ? `, in flight ${fmtInt(p.inFlight)}` : '') + (p.owner ? `, owner ${p.owner}` : '') + '   ')))),
+    ];
+  };
+
+  const deleteSub = async (s) => {
+    if (!await confirmAction(`Delete subscription "${s.name}" of topic "${s.topic}"? Its positions and acknowledgements are lost and its consumers are ended.`, 'Delete subscription')) return;
+    try {
+      await rpc('SubscriptionService', 'DeleteSubscription', { topic: s.topic, name: s.name });
+      showNotice(status, `Deleted subscription ${s.name}.`);
+      await refresh();
+    } catch (e) { showError(status, e); }
+  };
+
+  const openSeek = (s) => {
+    const part = el('select', { id: 'seek-partition' }, el('option', { value: '', text: 'all' }),
+      (s.partitions || []).map((p) => el('option', { value: p.partition, text: p.partition })));
+    const target = el('select', { id: 'seek-target' }, ['earliest', 'latest', 'offset', 'time'].map((v) => el('option', { value: v, text: v })));
+    const offset = el('input', { id: 'seek-offset', type: 'number', min: 0, value: 0, size: 8 });
+    const time = el('input', { id: 'seek-time', type: 'datetime-local', step: 1 });
+    const form = el('form', { class: 'inline', id: 'seek-form' },
+      el('label', {}, 'Partition', part), el('label', {}, 'To', target), el('label', {}, 'Offset', offset), el('label', {}, 'Time', time),
+      el('button', { class: 'primary', type: 'submit', text: 'Seek…' }),
+      el('button', { type: 'button', text: 'Close', onclick: () => { seekCard.hidden = true; } }));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const req = { topic: s.topic, name: s.name };
+      if (part.value !== '') req.partition = parseInt(part.value, 10);
+      let where = target.value;
+      if (target.value === 'earliest') req.earliest = true;
+      else if (target.value === 'latest') req.latest = true;
+      else if (target.value === 'offset') { req.offset = String(offset.value || 0); where = 'offset ' + req.offset; }
+      else {
+        if (!time.value) { showError(status, new Error('pick a time to seek to')); return; }
+        req.time = new Date(time.value).toISOString(); where = req.time;
+      }
+      const which = part.value === '' ? 'every partition' : 'partition ' + part.value;
+      if (!await confirmAction(`Move subscription "${s.name}" on ${which} to ${where}? Its members continue from there.`, 'Seek')) return;
+      try {
+        await rpc('SubscriptionService', 'SeekSubscription', req);
+        showNotice(status, `Moved ${s.name} on ${which} to ${where}.`);
+        await refresh();
+      } catch (e) { showError(status, e); }
+    });
+    seekCard.replaceChildren(el('h2', { text: `Seek ${s.topic} / ${s.name}` }), form);
+    seekCard.hidden = false;
+  };
+
+  createForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      await rpc('SubscriptionService', 'CreateSubscription', {
+        topic: subTopic.value, name: subName.value.trim(), config: { kind: subKind.value, startAt: subStart.value } });
+      showNotice(status, `Created subscription ${subName.value.trim()} on ${subTopic.value}.`);
+      subName.value = '';
+      await refresh();
+    } catch (e) { showError(status, e); }
+  });
+
+  main.append(el('h1', { text: 'Subscriptions' }),
+    el('section', { class: 'card' }, el('h2', { text: 'Create a subscription' }), createForm), status, seekCard,
+    el('section', { class: 'card scroll' }, el('table', {},
+      el('thead', {}, el('tr', {}, ['Topic', 'Subscription', 'Kind', 'Members', 'Backlog / lag', 'In flight', 'Dead letters', ''].map((h, i) =>
+        el('th', { class: i >= 3 && i <= 6 ? 'num' : null, text: h })))),
+      rows)));
+  return every(3000, refresh, status);
+}
+
+// ---- start ----------------------------------------------------------------
+
+window.addEventListener('hashchange', route);
+setInterval(updateHealth, 5000);
+updateHealth();
+route();
