@@ -70,15 +70,17 @@ func handleProduce(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 		}
 		resp.Topics = append(resp.Topics, t)
 	}
-	if req.Acks == 0 {
-		return nil, nil
-	}
 	if len(waits) > 0 {
+		// With acks 0 too: the wait is what tells subscribers and the
+		// metrics that the batches are stored.
 		c.later = func() {
 			for _, w := range waits {
 				w()
 			}
 		}
+	}
+	if req.Acks == 0 {
+		return nil, nil
 	}
 	return resp, nil
 }

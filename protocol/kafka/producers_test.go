@@ -282,3 +282,30 @@ func TestIdempotentRetryAfterFailedSync(t *testing.T) {
 		t.Fatalf("a new producer's batch: %+v", rp)
 	}
 }
+
+// TestProduceAcksZeroWakesConsumers: a produce with acks 0 gets no answer,
+// but its batches still count as published: a consumer waiting on the
+// topic gets them at once.
+func TestProduceAcksZeroWakesConsumers(t *testing.T) {
+	s := testServer(t, Options{})
+	e, err := s.b.SubscribeEphemeral("t", engine.EphemeralOptions{Buffer: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	got := make(chan int, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		ms, _ := e.Receive(ctx, 10)
+		got <- len(ms)
+	}()
+	time.Sleep(50 * time.Millisecond) // the receiver waits
+	out, err := roundTrip(s, frame(produceRequest(9, 0, 1, testBatch(2, -1, 0, 0)), 1))
+	if !errors.Is(err, io.EOF) || len(out) != 0 {
+		t.Fatalf("acks 0 answered %d bytes, %v", len(out), err)
+	}
+	if n := <-got; n != 2 {
+		t.Fatalf("the waiting consumer got %d records, want 2", n)
+	}
+}
