@@ -55,17 +55,7 @@ func produceN(t *testing.T, ctx context.Context, kc *kgo.Client, topic string, n
 // (it used to answer -1, so a client resetting to latest skipped them),
 // and a partition of the topic never committed reads as its start.
 func TestKafkaGroupOffsetFetchCommitZero(t *testing.T) {
-	s, base := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := client.New(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.CreateTopic(ctx, "zero", client.TopicConfig{Partitions: 2}); err != nil {
-		t.Fatal(err)
-	}
+	s, _, ctx := kafkaTopic(t, "zero", 2, 30*time.Second)
 	kc := rawGroupClient(t, s.KafkaAddr())
 	commitOffsetRaw(t, ctx, kc, "gz", "zero", 0)
 	produceN(t, ctx, kc, "zero", 2)

@@ -358,17 +358,7 @@ func deleteGroupRaw(t *testing.T, ctx context.Context, kc *kgo.Client, group str
 // transactions are refused; deleting the emptied group deletes its
 // subscription.
 func TestKafkaGroupErrors(t *testing.T) {
-	s, base := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := client.New(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.CreateTopic(ctx, "ke", client.TopicConfig{Partitions: 2}); err != nil {
-		t.Fatal(err)
-	}
+	s, c, ctx := kafkaTopic(t, "ke", 2, 30*time.Second)
 	kc := rawGroupClient(t, s.KafkaAddr())
 	if err := kc.ProduceSync(ctx, &kgo.Record{Topic: "ke", Partition: 0, Value: []byte("a")}, &kgo.Record{Topic: "ke", Value: []byte("b")}).FirstErr(); err != nil {
 		t.Fatal(err)

@@ -24,6 +24,25 @@ func kafkaClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
 	return kc
 }
 
+// kafkaTopic starts a server with a topic of that many partitions and
+// returns the server, a native client of it and a context that ends
+// after timeout (or with the test).
+func kafkaTopic(t *testing.T, topic string, partitions int32, timeout time.Duration) (*server.Server, *client.Client, context.Context) {
+	t.Helper()
+	s, base := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	c, err := client.New(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.CreateTopic(ctx, topic, client.TopicConfig{Partitions: partitions}); err != nil {
+		t.Fatal(err)
+	}
+	return s, c, ctx
+}
+
 // consumeN polls kc until it has n records or the time is up.
 func consumeN(t *testing.T, kc *kgo.Client, n int) []*kgo.Record {
 	t.Helper()
@@ -46,17 +65,7 @@ func consumeN(t *testing.T, kc *kgo.Client, n int) []*kgo.Record {
 // back from the start, in order per partition; a topic it names that does
 // not exist is created on first use.
 func TestKafkaProduceConsume(t *testing.T) {
-	s, base := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := client.New(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.CreateTopic(ctx, "kp", client.TopicConfig{Partitions: 3}); err != nil {
-		t.Fatal(err)
-	}
+	s, c, ctx := kafkaTopic(t, "kp", 3, 30*time.Second)
 	prod := kafkaClient(t, s.KafkaAddr(), kgo.DefaultProduceTopic("kp"), kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "auto", Value: []byte("first")}).FirstErr(); err != nil {
 		t.Fatalf("produce to a new topic: %v", err)
@@ -161,17 +170,7 @@ func TestKafkaAdvertisedAddress(t *testing.T) {
 // max_wait_ms) and answers as soon as a record arrives in any of its
 // partitions.
 func TestKafkaFetchLongPoll(t *testing.T) {
-	s, base := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := client.New(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.CreateTopic(ctx, "lp", client.TopicConfig{Partitions: 3}); err != nil {
-		t.Fatal(err)
-	}
+	s, c, ctx := kafkaTopic(t, "lp", 3, 20*time.Second)
 	kc := kafkaClient(t, s.KafkaAddr())
 	req := kmsg.NewPtrFetchRequest()
 	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 10000, 1, 1<<20
