@@ -101,7 +101,11 @@ func serve(ctx context.Context, cfg server.Config, logOut interface{ Write([]byt
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(logOut, "ferry is listening on http://%s (data in %s); Ctrl-C stops it\n", s.Addr(), cfg.DataDir)
+	kafkaAt := ""
+	if a := s.KafkaAddr(); a != "" {
+		kafkaAt = ", Kafka clients on " + a
+	}
+	fmt.Fprintf(logOut, "ferry is listening on http://%s%s (data in %s); Ctrl-C stops it\n", s.Addr(), kafkaAt, cfg.DataDir)
 	<-ctx.Done()
 
 	again := make(chan os.Signal, 1)
