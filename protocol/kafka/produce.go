@@ -194,7 +194,8 @@ func producerSequences(c *conn, topic string, partition int32, pid int64, out *k
 	}
 	// A partition that does not exist gets no state: a client naming
 	// partitions at random must not grow it.
-	if ti, err := c.s.b.DescribeTopic(topic); err != nil || partition < 0 || int(partition) >= len(ti.Partitions) {
+	ti, err := c.s.b.DescribeTopic(topic)
+	if err != nil || partition < 0 || int(partition) >= len(ti.Partitions) {
 		if err == nil {
 			err = fmt.Errorf("%w: topic %q has no partition %d", engine.ErrUnknownPartition, topic, partition)
 		}
@@ -202,7 +203,7 @@ func producerSequences(c *conn, topic string, partition int32, pid int64, out *k
 		out.ErrorMessage = kmsg.StringPtr(err.Error())
 		return nil, false
 	}
-	return p.partition(topic, partition), true
+	return p.partition(topic+"\x00"+ti.ID, partition), true
 }
 
 // logStartOffset is the partition's first offset kept, 0 when unknown.

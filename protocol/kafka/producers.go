@@ -64,7 +64,7 @@ type producer struct {
 }
 
 type topicPartition struct {
-	topic     string
+	topic     string // its name and Ferry id: a topic deleted and created again starts afresh
 	partition int32
 }
 

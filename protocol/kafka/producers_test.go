@@ -309,3 +309,31 @@ func TestProduceAcksZeroWakesConsumers(t *testing.T) {
 		t.Fatalf("the waiting consumer got %d records, want 2", n)
 	}
 }
+
+// TestIdempotentStateFollowsTheTopic: a topic deleted and created again
+// under the same name does not inherit an idempotent producer's sequences
+// (its first batch there starts at 0 again, as on any new partition).
+func TestIdempotentStateFollowsTheTopic(t *testing.T) {
+	s := testServer(t, Options{})
+	pid := initProducerID(t, s, 4)
+	for i := range 3 {
+		if rp := producePartition(t, s, 0, testBatch(1, pid, int32(i), 0)); rp.ErrorCode != 0 {
+			t.Fatalf("batch %d: %+v", i, rp)
+		}
+	}
+	ctx := context.Background()
+	if err := s.b.DeleteTopic(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.b.CreateTopic(ctx, "t", engine.TopicConfig{Partitions: 3}); err != nil {
+		t.Fatal(err)
+	}
+	// A retry of a batch stored in the old topic is not answered as
+	// stored: the new topic holds nothing.
+	if rp := producePartition(t, s, 0, testBatch(1, pid, 2, 0)); rp.ErrorCode == 0 {
+		t.Fatalf("a batch of the deleted topic was answered as stored: %+v", rp)
+	}
+	if rp := producePartition(t, s, 0, testBatch(1, pid, 0, 0)); rp.ErrorCode != 0 || rp.BaseOffset != 0 {
+		t.Fatalf("the new topic's first batch: %+v", rp)
+	}
+}
