@@ -37,6 +37,7 @@ type conn struct {
 	buf      []byte // the request being read
 	out      []byte // the response being written
 	later    func() // set by a handler: to run before its response is written
+	closing  error  // set by a handler: end the connection after this request
 }
 
 // keepRequestBytes is the largest request buffer a connection keeps for
@@ -104,6 +105,10 @@ func (c *conn) serve() {
 			return
 		}
 		replies <- r // the writer drains until the channel closes
+		if c.closing != nil {
+			c.s.log.Info("kafka: closing connection", "remote", c.nc.RemoteAddr().String(), "client_id", c.clientID, "err", c.closing)
+			return
+		}
 	}
 }
 
@@ -169,7 +174,7 @@ func (c *conn) readOne() (reply, error) {
 		return reply{}, err
 	}
 	c.clientID = h.clientID
-	c.later = nil
+	c.later, c.closing = nil, nil
 	resp, err := c.dispatch(h, body)
 	if h.key != kmsg.Produce.Int16() || cap(c.buf) > keepRequestBytes {
 		// Only a produce's buffer is reused: its batches are in the log

@@ -186,3 +186,49 @@ func TestGroupBytesOutliveTheRequest(t *testing.T) {
 		t.Fatalf("member metadata %q, assignment %q: overwritten", m.ProtocolMetadata, m.MemberAssignment)
 	}
 }
+
+// TestAcksZeroFailureClosesConnection: a produce with acks 0 gets no
+// answer, so a failed one closes the connection (as Kafka does) for the
+// client to notice; a good one keeps it.
+func TestAcksZeroFailureClosesConnection(t *testing.T) {
+	b, nc := startDoor(t, "never")
+	if _, err := b.CreateTopic(context.Background(), "z", engine.TopicConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(nc)
+	var f kmsg.RequestFormatter
+	produce := func(partition int32, corr int32) {
+		var bl record.Builder
+		bl.Add(record.Record{Value: []byte("v")})
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(7)
+		req.Acks, req.TimeoutMillis = 0, 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "z"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = partition, bl.Build()
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		if _, err := nc.Write(f.AppendRequest(nil, req, corr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(0, 1) // stored, no answer
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.SetVersion(1)
+	if _, err := nc.Write(f.AppendRequest(nil, meta, 2)); err != nil {
+		t.Fatal(err)
+	}
+	mresp := kmsg.NewPtrMetadataResponse()
+	mresp.SetVersion(1)
+	if corr := readResponse(t, r, mresp); corr != 2 {
+		t.Fatalf("answer %d, want the metadata's 2", corr)
+	}
+	produce(5, 3) // no partition 5: fails
+	if _, err := r.ReadByte(); err != io.EOF {
+		t.Fatalf("after a failed acks-0 produce the connection gave %v, want EOF", err)
+	}
+	if ti, _ := b.DescribeTopic("z"); ti.Partitions[0].EndOffset != 1 {
+		t.Fatalf("partition 0 ends at %d, want 1", ti.Partitions[0].EndOffset)
+	}
+}

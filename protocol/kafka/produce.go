@@ -80,6 +80,15 @@ func handleProduce(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 		}
 	}
 	if req.Acks == 0 {
+		// No answer to carry an error: as Kafka does, the connection is
+		// closed after a failed produce, so the client notices.
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 && c.closing == nil {
+					c.closing = fmt.Errorf("produce with acks 0 to %s/%d failed: %s", t.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode))
+				}
+			}
+		}
 		return nil, nil
 	}
 	return resp, nil
