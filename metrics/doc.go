@@ -12,6 +12,7 @@
 //	reg := prometheus.NewRegistry()
 //	hooks := metrics.NewHooks(reg)
 //	b, _ := engine.Open(engine.Options{Dir: dir, Hooks: []engine.Hook{hooks}})
+//	hooks.Follow(b) // counters from 0 for every partition and subscription
 //	reg.MustRegister(metrics.NewCollector(b, dir, logger))
 //	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //

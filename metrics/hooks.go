@@ -1,16 +1,22 @@
 package metrics
 
 import (
+	"errors"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ferrymq/ferry/engine"
 )
 
 // Hooks counts engine events. It implements engine.PublishHook,
 // engine.DeliverHook, engine.AckHook, engine.DeadLetterHook and
-// engine.RebalanceHook; hand it to engine.Open in Options.Hooks.
+// engine.RebalanceHook; hand it to engine.Open in Options.Hooks, and give
+// it to NewCollector so its series follow the broker's topics and
+// subscriptions (made at 0 when they are created, dropped when they are
+// deleted).
 //
 // Labels are the topic, partition and subscription: their number is set by
 // the operator's configuration, never by traffic or clients.
@@ -23,6 +29,8 @@ type Hooks struct {
 	nacks             *prometheus.CounterVec
 	deadLetters       *prometheus.CounterVec
 	rebalances        *prometheus.CounterVec
+
+	src atomic.Pointer[Source] // set by Follow
 }
 
 var (
@@ -33,14 +41,14 @@ var (
 	_ engine.RebalanceHook  = (*Hooks)(nil)
 )
 
+var _ prometheus.Collector = (*Hooks)(nil)
+
 // NewHooks makes the event counters and registers them on reg.
 func NewHooks(reg prometheus.Registerer) *Hooks {
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
-		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
-		reg.MustRegister(c)
-		return c
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
 	}
-	return &Hooks{
+	h := &Hooks{
 		publishedMessages: counter("published_messages_total",
 			"Messages stored in a topic partition (dead letters included, in their dead-letter topic).", "topic", "partition"),
 		publishedBytes: counter("published_bytes_total",
@@ -57,6 +65,94 @@ func NewHooks(reg prometheus.Registerer) *Hooks {
 			"Messages of a queue subscription moved to its dead-letter topic.", "topic", "subscription"),
 		rebalances: counter("subscription_rebalances_total",
 			"Membership changes of a stream subscription (consumer group).", "topic", "subscription"),
+	}
+	reg.MustRegister(h)
+	return h
+}
+
+// Follow makes the counters follow src's topics and subscriptions at each
+// scrape: every partition's and subscription's counters exist from 0
+// before their first event (an alert on increase() sees the first one),
+// and those of deleted topics and subscriptions are dropped (Kafka clients
+// create topics and groups at will). src is the broker the hooks are
+// given to.
+func (h *Hooks) Follow(src Source) { h.src.Store(&src) }
+
+// Describe implements prometheus.Collector.
+func (h *Hooks) Describe(ch chan<- *prometheus.Desc) {
+	for _, v := range append(h.topicVecs(), h.subscriptionVecs()...) {
+		v.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector. The counters are brought in
+// line with the broker first, so a scrape sees the series it made.
+func (h *Hooks) Collect(ch chan<- prometheus.Metric) {
+	if src := h.src.Load(); src != nil {
+		h.follow(*src)
+	}
+	for _, v := range append(h.topicVecs(), h.subscriptionVecs()...) {
+		v.Collect(ch)
+	}
+}
+
+// follow makes the series of src's partitions and subscriptions and drops
+// those of deleted ones. Only series that existed before the listing are
+// dropped: one made by a hook meanwhile belongs to a topic or subscription
+// the listing may not show yet. When the broker cannot be listed nothing
+// is dropped (the Collector reports that).
+func (h *Hooks) follow(src Source) {
+	hadTopics, hadSubs := h.seen()
+	topics, err := src.ListTopics()
+	if err != nil {
+		return
+	}
+	liveTopics := map[string]bool{}
+	liveSubs := map[[2]string]bool{}
+	keepSubsOf := map[string]bool{} // topics whose subscriptions could not be listed
+	for _, t := range topics {
+		subs, err := src.ListSubscriptions(t.Name)
+		if errors.Is(err, engine.ErrUnknownTopic) {
+			continue // deleted since ListTopics
+		}
+		liveTopics[t.Name] = true
+		for _, p := range t.Partitions {
+			ps := strconv.Itoa(p.Partition)
+			for _, v := range h.topicVecs() {
+				v.WithLabelValues(t.Name, ps)
+			}
+		}
+		if err != nil {
+			keepSubsOf[t.Name] = true
+			continue
+		}
+		for _, s := range subs {
+			liveSubs[[2]string{t.Name, s.Name}] = true
+			var vecs []*prometheus.CounterVec
+			switch s.Config.Kind {
+			case engine.KindQueue:
+				vecs = h.queueVecs()
+			case engine.KindStream:
+				vecs = []*prometheus.CounterVec{h.rebalances}
+			}
+			for _, v := range vecs {
+				v.WithLabelValues(t.Name, s.Name)
+			}
+		}
+	}
+	for t := range hadTopics {
+		if !liveTopics[t] {
+			for _, v := range h.topicVecs() {
+				v.DeletePartialMatch(prometheus.Labels{"topic": t})
+			}
+		}
+	}
+	for s := range hadSubs {
+		if !liveSubs[s] && !keepSubsOf[s[0]] {
+			for _, v := range h.subscriptionVecs() {
+				v.DeleteLabelValues(s[0], s[1])
+			}
+		}
 	}
 }
 
@@ -91,6 +187,43 @@ func (h *Hooks) OnDeadLetter(topic, subscription string, messages int) {
 // OnRebalance implements engine.RebalanceHook.
 func (h *Hooks) OnRebalance(topic, subscription string, generation int64, members int) {
 	h.rebalances.WithLabelValues(topic, subscription).Inc()
+}
+
+func (h *Hooks) topicVecs() []*prometheus.CounterVec {
+	return []*prometheus.CounterVec{h.publishedMessages, h.publishedBytes}
+}
+
+func (h *Hooks) queueVecs() []*prometheus.CounterVec {
+	return []*prometheus.CounterVec{h.deliveries, h.redeliveries, h.acks, h.nacks, h.deadLetters}
+}
+
+func (h *Hooks) subscriptionVecs() []*prometheus.CounterVec {
+	return append(h.queueVecs(), h.rebalances)
+}
+
+// seen lists the topics and subscriptions that have series now.
+func (h *Hooks) seen() (topics map[string]bool, subs map[[2]string]bool) {
+	topics, subs = map[string]bool{}, map[[2]string]bool{}
+	read := func(vecs []*prometheus.CounterVec, each func(labels map[string]string)) {
+		for _, v := range vecs {
+			ch := make(chan prometheus.Metric, 64)
+			go func() { v.Collect(ch); close(ch) }()
+			for m := range ch {
+				var pb dto.Metric
+				if m.Write(&pb) != nil {
+					continue
+				}
+				ls := map[string]string{}
+				for _, lp := range pb.GetLabel() {
+					ls[lp.GetName()] = lp.GetValue()
+				}
+				each(ls)
+			}
+		}
+	}
+	read(h.topicVecs(), func(ls map[string]string) { topics[ls["topic"]] = true })
+	read(h.subscriptionVecs(), func(ls map[string]string) { subs[[2]string{ls["topic"], ls["subscription"]}] = true })
+	return topics, subs
 }
 
 // namespace prefixes every series Ferry exports.
