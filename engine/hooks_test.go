@@ -2,10 +2,12 @@ package engine
 
 import (
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrymq/ferry/internal/clock"
+	"github.com/ferrymq/ferry/storage/vfs"
 )
 
 // countingHook records every event it is told of.
@@ -60,5 +62,36 @@ func TestHooksSeeEvents(t *testing.T) {
 	// The dead letter's publish to the dead-letter topic counts as a publish.
 	if h.published != 3 || h.delivered != 3 || h.redelivered != 1 || h.acked != 1 || h.nacked != 2 || h.dead != 1 || h.rebalances != 2 {
 		t.Fatalf("hooks saw %+v", h)
+	}
+}
+
+// TestDeadLetterHookCountsOnlyWhatMoved: a dead letter whose settling
+// could not be written down is delivered again, and counted when it is
+// moved for good, not twice.
+func TestDeadLetterHookCountsOnlyWhatMoved(t *testing.T) {
+	h := &countingHook{}
+	fs := vfs.NewFaulty(vfs.Default)
+	b := openBroker(t, t.TempDir(), Options{FS: fs, Hooks: []Hook{h}, DefaultFsync: "never"})
+	createTopic(t, b, "jobs", TopicConfig{})
+	createTopic(t, b, "jobs.w.dlq", TopicConfig{})
+	if _, err := b.CreateSubscription(bg, "jobs", "w", SubscriptionConfig{Kind: KindQueue, MaxDeliveries: 1}); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, "jobs", Message{Value: []byte("a")})
+	m, err := b.JoinQueue("jobs", "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := m.Poll(10)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("poll: %d, %v", len(ds), err)
+	}
+	fs.Add(vfs.Rule{Op: vfs.OpWrite, PathContains: "meta", Err: syscall.EIO})
+	m.Nack(ds[0].ID, 0) // its last failure: moved, but not settled
+	fs.Clear()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dead != 0 {
+		t.Fatalf("dead letters counted %d, want 0: the move was not settled", h.dead)
 	}
 }
