@@ -148,3 +148,65 @@ func TestUpSaysWhetherTheStateWasRead(t *testing.T) {
 		t.Errorf("acks = %v after failed listings, want kept at 1", got)
 	}
 }
+
+// histogram is the sample count and sum of the histogram name{labels}.
+func histogram(t *testing.T, reg prometheus.Gatherer, name string, labels ...string) (uint64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel())*2 != len(labels) {
+				continue
+			}
+			for _, lp := range m.GetLabel() {
+				if !hasLabel(lp, labels) {
+					continue series
+				}
+			}
+			return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+		}
+	}
+	t.Fatalf("no histogram %s%v", name, labels)
+	return 0, 0
+}
+
+func TestPublishAndFsyncLatency(t *testing.T) {
+	b, reg := open(t)
+	if _, err := b.CreateTopic(bg, "sure", engine.TopicConfig{Fsync: "always", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := histogram(t, reg, "ferry_publish_duration_seconds", "topic", "sure"); n != 0 {
+		t.Errorf("%d publish latencies before any publish", n)
+	}
+	fsyncsBefore, _ := histogram(t, reg, "ferry_fsync_duration_seconds")
+	for range 3 {
+		if _, err := b.Publish(bg, "sure", engine.Message{Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, sum := histogram(t, reg, "ferry_publish_duration_seconds", "topic", "sure"); n != 3 || sum <= 0 {
+		t.Errorf("publish latency: %d samples summing to %v, want 3 and > 0", n, sum)
+	}
+	if n, _ := histogram(t, reg, "ferry_fsync_duration_seconds"); n < fsyncsBefore+3 {
+		t.Errorf("%d fsyncs after 3 publishes under fsync always, had %d", n, fsyncsBefore)
+	}
+	if got := value(t, reg, "ferry_fsync_errors_total"); got != 0 {
+		t.Errorf("fsync errors = %v", got)
+	}
+	must(t, b.DeleteTopic(bg, "sure"))
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "ferry_publish_duration_seconds" {
+			for _, m := range mf.GetMetric() {
+				t.Errorf("publish latency series %v left after its topic was deleted", m.GetLabel())
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -12,8 +13,8 @@ import (
 )
 
 // Hooks counts engine events. It implements engine.PublishHook,
-// engine.DeliverHook, engine.AckHook, engine.DeadLetterHook and
-// engine.RebalanceHook; hand it to engine.Open in Options.Hooks, and give
+// engine.PublishLatencyHook, engine.FsyncHook, engine.DeliverHook,
+// engine.AckHook, engine.DeadLetterHook and engine.RebalanceHook; hand it to engine.Open in Options.Hooks, and give
 // it to NewCollector so its series follow the broker's topics and
 // subscriptions (made at 0 when they are created, dropped when they are
 // deleted).
@@ -29,17 +30,38 @@ type Hooks struct {
 	nacks             *prometheus.CounterVec
 	deadLetters       *prometheus.CounterVec
 	rebalances        *prometheus.CounterVec
+	publishLatency    *prometheus.HistogramVec
+	fsyncLatency      prometheus.Histogram
+	fsyncErrors       prometheus.Counter
 
 	src atomic.Pointer[Source] // set by Follow
 }
 
 var (
-	_ engine.PublishHook    = (*Hooks)(nil)
-	_ engine.DeliverHook    = (*Hooks)(nil)
-	_ engine.AckHook        = (*Hooks)(nil)
-	_ engine.DeadLetterHook = (*Hooks)(nil)
-	_ engine.RebalanceHook  = (*Hooks)(nil)
+	_ engine.PublishHook        = (*Hooks)(nil)
+	_ engine.PublishLatencyHook = (*Hooks)(nil)
+	_ engine.FsyncHook          = (*Hooks)(nil)
+	_ engine.DeliverHook        = (*Hooks)(nil)
+	_ engine.AckHook            = (*Hooks)(nil)
+	_ engine.DeadLetterHook     = (*Hooks)(nil)
+	_ engine.RebalanceHook      = (*Hooks)(nil)
 )
+
+// latencyBuckets are the classic buckets of the latency histograms, for
+// scrapers without native histograms: from a fast disk's fsync (a tenth of
+// a millisecond) to a stalled one. Native histograms (exponential buckets,
+// about 10% wide) are exported too, to scrapers that ask for protobuf.
+var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10}
+
+func histogramOpts(name, help string) prometheus.HistogramOpts {
+	return prometheus.HistogramOpts{
+		Namespace: namespace, Name: name, Help: help,
+		Buckets:                         latencyBuckets,
+		NativeHistogramBucketFactor:     1.1,
+		NativeHistogramMaxBucketNumber:  100,
+		NativeHistogramMinResetDuration: time.Hour,
+	}
+}
 
 var _ prometheus.Collector = (*Hooks)(nil)
 
@@ -65,6 +87,13 @@ func NewHooks(reg prometheus.Registerer) *Hooks {
 			"Messages of a queue subscription moved to its dead-letter topic.", "topic", "subscription"),
 		rebalances: counter("subscription_rebalances_total",
 			"Membership changes of a stream subscription (consumer group).", "topic", "subscription"),
+		publishLatency: prometheus.NewHistogramVec(histogramOpts("publish_duration_seconds",
+			"Seconds from a publish call to its messages being durable under the topic's fsync policy "+
+				"(when the client is answered), successful publishes only."), []string{"topic"}),
+		fsyncLatency: prometheus.NewHistogram(histogramOpts("fsync_duration_seconds",
+			"Seconds each fsync of partitions' appended data took (one covers every publish waiting on it).")),
+		fsyncErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "fsync_errors_total",
+			Help: "Fsyncs of partitions' appended data that failed."}),
 	}
 	reg.MustRegister(h)
 	return h
@@ -78,10 +107,18 @@ func NewHooks(reg prometheus.Registerer) *Hooks {
 // given to.
 func (h *Hooks) Follow(src Source) { h.src.Store(&src) }
 
+func (h *Hooks) collectors() []prometheus.Collector {
+	var cs []prometheus.Collector
+	for _, v := range append(h.topicVecs(), h.subscriptionVecs()...) {
+		cs = append(cs, v)
+	}
+	return append(cs, h.publishLatency, h.fsyncLatency, h.fsyncErrors)
+}
+
 // Describe implements prometheus.Collector.
 func (h *Hooks) Describe(ch chan<- *prometheus.Desc) {
-	for _, v := range append(h.topicVecs(), h.subscriptionVecs()...) {
-		v.Describe(ch)
+	for _, c := range h.collectors() {
+		c.Describe(ch)
 	}
 }
 
@@ -91,8 +128,8 @@ func (h *Hooks) Collect(ch chan<- prometheus.Metric) {
 	if src := h.src.Load(); src != nil {
 		h.follow(*src)
 	}
-	for _, v := range append(h.topicVecs(), h.subscriptionVecs()...) {
-		v.Collect(ch)
+	for _, c := range h.collectors() {
+		c.Collect(ch)
 	}
 }
 
@@ -116,6 +153,7 @@ func (h *Hooks) follow(src Source) {
 			continue // deleted since ListTopics
 		}
 		liveTopics[t.Name] = true
+		h.publishLatency.WithLabelValues(t.Name)
 		for _, p := range t.Partitions {
 			ps := strconv.Itoa(p.Partition)
 			for _, v := range h.topicVecs() {
@@ -145,6 +183,7 @@ func (h *Hooks) follow(src Source) {
 			for _, v := range h.topicVecs() {
 				v.DeletePartialMatch(prometheus.Labels{"topic": t})
 			}
+			h.publishLatency.DeleteLabelValues(t)
 		}
 	}
 	for s := range hadSubs {
@@ -161,6 +200,20 @@ func (h *Hooks) OnPublish(topic string, partition, messages, bytes int) {
 	p := strconv.Itoa(partition)
 	h.publishedMessages.WithLabelValues(topic, p).Add(float64(messages))
 	h.publishedBytes.WithLabelValues(topic, p).Add(float64(bytes))
+}
+
+// OnPublishLatency implements engine.PublishLatencyHook.
+func (h *Hooks) OnPublishLatency(topic string, took time.Duration) {
+	h.publishLatency.WithLabelValues(topic).Observe(took.Seconds())
+}
+
+// OnFsync implements engine.FsyncHook.
+func (h *Hooks) OnFsync(topic string, partition int, took time.Duration, err error) {
+	if err != nil {
+		h.fsyncErrors.Inc()
+		return
+	}
+	h.fsyncLatency.Observe(took.Seconds())
 }
 
 // OnDeliver implements engine.DeliverHook.
