@@ -1,5 +1,7 @@
 package engine
 
+import "time"
+
 // Hook receives engine events. A hook implements any of the event
 // interfaces below (PublishHook, ...); the engine calls those it has. Hooks
 // run on the engine's goroutines: keep them quick and never call back into
@@ -9,6 +11,22 @@ type Hook any
 // PublishHook is told of every stored batch of messages.
 type PublishHook interface {
 	OnPublish(topic string, partition int, messages int, bytes int)
+}
+
+// PublishLatencyHook is told how long each successful publish took: from
+// the call (Publish, PublishTo, PublishBatch, PublishBatchAsync) to its
+// messages being durable under the topic's fsync policy, which is when a
+// client is answered. A publish of duplicates only counts too.
+type PublishLatencyHook interface {
+	OnPublishLatency(topic string, took time.Duration)
+}
+
+// FsyncHook is told of every fsync of a partition's appended data: how
+// long it took and its error (nil when it succeeded). Under the fsync
+// policy "always" one fsync covers the appends of every publish waiting
+// on it (group commit).
+type FsyncHook interface {
+	OnFsync(topic string, partition int, took time.Duration, err error)
 }
 
 // DeadLetterHook is told of messages moved to a dead-letter topic.
@@ -37,6 +55,8 @@ type AckHook interface {
 // hooks holds the hooks by event, found once at Open.
 type hooks struct {
 	publish    []PublishHook
+	latency    []PublishLatencyHook
+	fsync      []FsyncHook
 	deadLetter []DeadLetterHook
 	rebalance  []RebalanceHook
 	deliver    []DeliverHook
@@ -48,6 +68,12 @@ func newHooks(hs []Hook) hooks {
 	for _, x := range hs {
 		if p, ok := x.(PublishHook); ok {
 			h.publish = append(h.publish, p)
+		}
+		if l, ok := x.(PublishLatencyHook); ok {
+			h.latency = append(h.latency, l)
+		}
+		if f, ok := x.(FsyncHook); ok {
+			h.fsync = append(h.fsync, f)
 		}
 		if d, ok := x.(DeadLetterHook); ok {
 			h.deadLetter = append(h.deadLetter, d)

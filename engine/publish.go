@@ -50,6 +50,7 @@ type pending struct {
 }
 
 func (b *Broker) publish(ctx context.Context, topicName string, partition int, msgs []Message) ([]Published, error) {
+	start := time.Now() // wall time for the latency hooks: a test's clock stands still
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -132,7 +133,19 @@ func (b *Broker) publish(ctx context.Context, topicName string, partition int, m
 	if err := errors.Join(errs...); err != nil {
 		return out, err
 	}
+	b.publishTook(topicName, start)
 	return out, nil
+}
+
+// publishTook tells the latency hooks of a publish that started at start.
+func (b *Broker) publishTook(topic string, start time.Time) {
+	if len(b.hooks.latency) == 0 {
+		return
+	}
+	took := time.Since(start)
+	for _, h := range b.hooks.latency {
+		h.OnPublishLatency(topic, took)
+	}
 }
 
 // appendPartition stores the messages for one partition as one or more
@@ -217,6 +230,7 @@ func (b *Broker) PublishBatch(ctx context.Context, topicName string, partition i
 // batch's memory may be reused once PublishBatchAsync returns. A batch
 // that goes through Publish (ferry-id) is stored before it returns.
 func (b *Broker) PublishBatchAsync(ctx context.Context, topicName string, partition int, batch []byte) (int64, func() error, error) {
+	start := time.Now()
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err
 	}
@@ -256,6 +270,7 @@ func (b *Broker) PublishBatchAsync(ctx context.Context, topicName string, partit
 		for _, hk := range b.hooks.publish {
 			hk.OnPublish(topicName, partition, int(h.NumRecords), len(batch))
 		}
+		b.publishTook(topicName, start)
 		b.mu.RLock()
 		for _, q := range t.subs {
 			q.notify()

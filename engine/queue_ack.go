@@ -320,6 +320,7 @@ func (q *queueSub) sendDead(dead []deadLetter) {
 		return
 	}
 	var done, retry []deadLetter
+	moved := 0 // of done: stored in the dead-letter topic (not gone, not refused)
 	for _, d := range dead {
 		msg, ok, err := q.deadMessage(d)
 		switch {
@@ -345,9 +346,10 @@ func (q *queueSub) sendDead(dead []deadLetter) {
 			continue
 		}
 		done = append(done, d)
+		moved++
 	}
 	q.undead(retry)
-	q.settleDead(done)
+	q.settleDead(done, moved)
 }
 
 // growDeadLetterTopic raises the dead-letter topic's max_message_bytes to
@@ -418,8 +420,12 @@ func (q *queueSub) lockOpen() (unlock func(), ok bool) {
 	return func() { q.mu.Unlock(); q.b.mu.RUnlock() }, true
 }
 
-// settleDead marks moved dead letters done.
-func (q *queueSub) settleDead(dead []deadLetter) {
+// settleDead marks dead letters done; moved of them were stored in the
+// dead-letter topic, which the hooks are told once that is written down.
+// When the write fails they are not counted: not written down as done,
+// they are dead-lettered again after a restart (stored once, by their
+// id) and counted then.
+func (q *queueSub) settleDead(dead []deadLetter, moved int) {
 	if len(dead) == 0 {
 		return
 	}
@@ -436,9 +442,13 @@ func (q *queueSub) settleDead(dead []deadLetter) {
 	}
 	if err := q.settle(list); err != nil {
 		q.b.opts.Logger.Error("cannot record dead letters as done", "err", err)
+		return
+	}
+	if moved == 0 {
+		return
 	}
 	for _, h := range q.b.hooks.deadLetter {
-		h.OnDeadLetter(q.rec.Topic, q.rec.Name, len(dead))
+		h.OnDeadLetter(q.rec.Topic, q.rec.Name, moved)
 	}
 }
 

@@ -139,8 +139,8 @@ func (b *Broker) topicDir(rec topicRecord) string {
 	return filepath.Join(b.opts.Dir, "topics", rec.Name+"~"+rec.ID)
 }
 
-// logOptions are the partition log options for a topic's config.
-func (b *Broker) logOptions(c TopicConfig) log.Options {
+// logOptions are the options of partition p's log, for its topic's config.
+func (b *Broker) logOptions(topic string, p int, c TopicConfig) log.Options {
 	fs, _ := parseFsync(c.Fsync) // checked when the config was accepted
 	o := log.Options{
 		FS:             b.opts.FS,
@@ -150,6 +150,13 @@ func (b *Broker) logOptions(c TopicConfig) log.Options {
 		MaxBatchBytes:  max(8<<20, 2*c.MaxMessageBytes+batchOverhead),
 		Now:            b.opts.Clock.Now,
 		Logger:         b.opts.Logger,
+	}
+	if hs := b.hooks.fsync; len(hs) > 0 {
+		o.OnFsync = func(took time.Duration, err error) {
+			for _, h := range hs {
+				h.OnFsync(topic, p, took, err)
+			}
+		}
 	}
 	if !c.Retention.Work {
 		o.Retention = log.Retention{MaxAge: c.Retention.MaxAge, MaxBytes: c.Retention.MaxBytes}
@@ -161,7 +168,7 @@ func (b *Broker) logOptions(c TopicConfig) log.Options {
 func (b *Broker) openPartitions(t *topic, from, to int) ([]*log.Log, error) {
 	var logs []*log.Log
 	for p := from; p < to; p++ {
-		l, err := log.Open(filepath.Join(t.dir, strconv.Itoa(p)), b.logOptions(t.rec.Config))
+		l, err := log.Open(filepath.Join(t.dir, strconv.Itoa(p)), b.logOptions(t.rec.Name, p, t.rec.Config))
 		if err != nil {
 			for _, l := range logs {
 				l.Close()

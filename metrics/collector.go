@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"log/slog"
 	"strconv"
 
@@ -42,6 +43,9 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
+	descUp = desc("up",
+		"1 when the broker's state could be read at this scrape, 0 when not (closed, or storage failed): "+
+			"then the topic, partition and subscription gauges are missing.")
 	descTopics = desc("topics", "Topics in the broker.")
 	descStart  = desc("partition_start_offset",
 		"Offset of the oldest message still stored in a partition.", "topic", "partition")
@@ -66,7 +70,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTopics, descStart, descEnd, descBytes, descSegments,
+	for _, d := range []*prometheus.Desc{descUp, descTopics, descStart, descEnd, descBytes, descSegments,
 		descBacklog, descInFlight, descMembers, descDiskFree, descDiskSize} {
 		ch <- d
 	}
@@ -89,8 +93,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	topics, err := c.src.ListTopics()
 	if err != nil {
 		c.log.Warn("metrics: cannot list topics", "err", err)
+		gauge(descUp, 0)
 		return
 	}
+	gauge(descUp, 1)
 	gauge(descTopics, float64(len(topics)))
 	for _, t := range topics {
 		for _, p := range t.Partitions {
@@ -102,7 +108,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		subs, err := c.src.ListSubscriptions(t.Name)
 		if err != nil {
-			continue // deleted since ListTopics
+			if !errors.Is(err, engine.ErrUnknownTopic) { // not merely deleted since ListTopics
+				c.log.Warn("metrics: cannot list subscriptions", "topic", t.Name, "err", err)
+			}
+			continue
 		}
 		for _, s := range subs {
 			inFlight := 0

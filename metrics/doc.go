@@ -1,8 +1,10 @@
 // Package metrics turns the engine's events and state into Prometheus
 // series, on a registry it is given (never the global one).
 //
-// Counters (messages published, deliveries, acks, ...) are fed by engine
-// hooks: a *Hooks is passed to engine.Open in Options.Hooks. Gauges
+// Counters (messages published, deliveries, acks, ...) and histograms
+// (publish and fsync latency) are fed by engine hooks: a *Hooks is passed
+// to engine.Open in Options.Hooks, then follows the broker's topics and
+// subscriptions (Hooks.Follow). Gauges
 // (backlog, storage bytes, offsets, disk free, ...) are read from the
 // broker at scrape time by a Collector, so they are never stale and cost
 // nothing between scrapes.
@@ -12,6 +14,7 @@
 //	reg := prometheus.NewRegistry()
 //	hooks := metrics.NewHooks(reg)
 //	b, _ := engine.Open(engine.Options{Dir: dir, Hooks: []engine.Hook{hooks}})
+//	hooks.Follow(b) // counters from 0 for every partition and subscription
 //	reg.MustRegister(metrics.NewCollector(b, dir, logger))
 //	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //

@@ -1,16 +1,23 @@
 package metrics
 
 import (
+	"errors"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ferrymq/ferry/engine"
 )
 
 // Hooks counts engine events. It implements engine.PublishHook,
-// engine.DeliverHook, engine.AckHook, engine.DeadLetterHook and
-// engine.RebalanceHook; hand it to engine.Open in Options.Hooks.
+// engine.PublishLatencyHook, engine.FsyncHook, engine.DeliverHook,
+// engine.AckHook, engine.DeadLetterHook and engine.RebalanceHook; hand it to engine.Open in Options.Hooks, and give
+// it to NewCollector so its series follow the broker's topics and
+// subscriptions (made at 0 when they are created, dropped when they are
+// deleted).
 //
 // Labels are the topic, partition and subscription: their number is set by
 // the operator's configuration, never by traffic or clients.
@@ -23,24 +30,47 @@ type Hooks struct {
 	nacks             *prometheus.CounterVec
 	deadLetters       *prometheus.CounterVec
 	rebalances        *prometheus.CounterVec
+	publishLatency    *prometheus.HistogramVec
+	fsyncLatency      prometheus.Histogram
+	fsyncErrors       prometheus.Counter
+
+	src atomic.Pointer[Source] // set by Follow
 }
 
 var (
-	_ engine.PublishHook    = (*Hooks)(nil)
-	_ engine.DeliverHook    = (*Hooks)(nil)
-	_ engine.AckHook        = (*Hooks)(nil)
-	_ engine.DeadLetterHook = (*Hooks)(nil)
-	_ engine.RebalanceHook  = (*Hooks)(nil)
+	_ engine.PublishHook        = (*Hooks)(nil)
+	_ engine.PublishLatencyHook = (*Hooks)(nil)
+	_ engine.FsyncHook          = (*Hooks)(nil)
+	_ engine.DeliverHook        = (*Hooks)(nil)
+	_ engine.AckHook            = (*Hooks)(nil)
+	_ engine.DeadLetterHook     = (*Hooks)(nil)
+	_ engine.RebalanceHook      = (*Hooks)(nil)
 )
+
+// latencyBuckets are the classic buckets of the latency histograms, for
+// scrapers without native histograms: from a fast disk's fsync (a tenth of
+// a millisecond) to a stalled one. Native histograms (exponential buckets,
+// about 10% wide) are exported too, to scrapers that ask for protobuf.
+var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10}
+
+func histogramOpts(name, help string) prometheus.HistogramOpts {
+	return prometheus.HistogramOpts{
+		Namespace: namespace, Name: name, Help: help,
+		Buckets:                         latencyBuckets,
+		NativeHistogramBucketFactor:     1.1,
+		NativeHistogramMaxBucketNumber:  100,
+		NativeHistogramMinResetDuration: time.Hour,
+	}
+}
+
+var _ prometheus.Collector = (*Hooks)(nil)
 
 // NewHooks makes the event counters and registers them on reg.
 func NewHooks(reg prometheus.Registerer) *Hooks {
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
-		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
-		reg.MustRegister(c)
-		return c
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
 	}
-	return &Hooks{
+	h := &Hooks{
 		publishedMessages: counter("published_messages_total",
 			"Messages stored in a topic partition (dead letters included, in their dead-letter topic).", "topic", "partition"),
 		publishedBytes: counter("published_bytes_total",
@@ -57,6 +87,111 @@ func NewHooks(reg prometheus.Registerer) *Hooks {
 			"Messages of a queue subscription moved to its dead-letter topic.", "topic", "subscription"),
 		rebalances: counter("subscription_rebalances_total",
 			"Membership changes of a stream subscription (consumer group).", "topic", "subscription"),
+		publishLatency: prometheus.NewHistogramVec(histogramOpts("publish_duration_seconds",
+			"Seconds from a publish call to its messages being durable under the topic's fsync policy "+
+				"(when the client is answered), successful publishes only."), []string{"topic"}),
+		fsyncLatency: prometheus.NewHistogram(histogramOpts("fsync_duration_seconds",
+			"Seconds each fsync of partitions' appended data took (one covers every publish waiting on it).")),
+		fsyncErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "fsync_errors_total",
+			Help: "Fsyncs of partitions' appended data that failed."}),
+	}
+	reg.MustRegister(h)
+	return h
+}
+
+// Follow makes the counters follow src's topics and subscriptions at each
+// scrape: every partition's and subscription's counters exist from 0
+// before their first event (an alert on increase() sees the first one),
+// and those of deleted topics and subscriptions are dropped (Kafka clients
+// create topics and groups at will). src is the broker the hooks are
+// given to.
+func (h *Hooks) Follow(src Source) { h.src.Store(&src) }
+
+func (h *Hooks) collectors() []prometheus.Collector {
+	var cs []prometheus.Collector
+	for _, v := range append(h.topicVecs(), h.subscriptionVecs()...) {
+		cs = append(cs, v)
+	}
+	return append(cs, h.publishLatency, h.fsyncLatency, h.fsyncErrors)
+}
+
+// Describe implements prometheus.Collector.
+func (h *Hooks) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range h.collectors() {
+		c.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector. The counters are brought in
+// line with the broker first, so a scrape sees the series it made.
+func (h *Hooks) Collect(ch chan<- prometheus.Metric) {
+	if src := h.src.Load(); src != nil {
+		h.follow(*src)
+	}
+	for _, c := range h.collectors() {
+		c.Collect(ch)
+	}
+}
+
+// follow makes the series of src's partitions and subscriptions and drops
+// those of deleted ones. Only series that existed before the listing are
+// dropped: one made by a hook meanwhile belongs to a topic or subscription
+// the listing may not show yet. When the broker cannot be listed nothing
+// is dropped (the Collector reports that).
+func (h *Hooks) follow(src Source) {
+	hadTopics, hadSubs := h.seen()
+	topics, err := src.ListTopics()
+	if err != nil {
+		return
+	}
+	liveTopics := map[string]bool{}
+	liveSubs := map[[2]string]bool{}
+	keepSubsOf := map[string]bool{} // topics whose subscriptions could not be listed
+	for _, t := range topics {
+		subs, err := src.ListSubscriptions(t.Name)
+		if errors.Is(err, engine.ErrUnknownTopic) {
+			continue // deleted since ListTopics
+		}
+		liveTopics[t.Name] = true
+		h.publishLatency.WithLabelValues(t.Name)
+		for _, p := range t.Partitions {
+			ps := strconv.Itoa(p.Partition)
+			for _, v := range h.topicVecs() {
+				v.WithLabelValues(t.Name, ps)
+			}
+		}
+		if err != nil {
+			keepSubsOf[t.Name] = true
+			continue
+		}
+		for _, s := range subs {
+			liveSubs[[2]string{t.Name, s.Name}] = true
+			var vecs []*prometheus.CounterVec
+			switch s.Config.Kind {
+			case engine.KindQueue:
+				vecs = h.queueVecs()
+			case engine.KindStream:
+				vecs = []*prometheus.CounterVec{h.rebalances}
+			}
+			for _, v := range vecs {
+				v.WithLabelValues(t.Name, s.Name)
+			}
+		}
+	}
+	for t := range hadTopics {
+		if !liveTopics[t] {
+			for _, v := range h.topicVecs() {
+				v.DeletePartialMatch(prometheus.Labels{"topic": t})
+			}
+			h.publishLatency.DeleteLabelValues(t)
+		}
+	}
+	for s := range hadSubs {
+		if !liveSubs[s] && !keepSubsOf[s[0]] {
+			for _, v := range h.subscriptionVecs() {
+				v.DeleteLabelValues(s[0], s[1])
+			}
+		}
 	}
 }
 
@@ -65,6 +200,20 @@ func (h *Hooks) OnPublish(topic string, partition, messages, bytes int) {
 	p := strconv.Itoa(partition)
 	h.publishedMessages.WithLabelValues(topic, p).Add(float64(messages))
 	h.publishedBytes.WithLabelValues(topic, p).Add(float64(bytes))
+}
+
+// OnPublishLatency implements engine.PublishLatencyHook.
+func (h *Hooks) OnPublishLatency(topic string, took time.Duration) {
+	h.publishLatency.WithLabelValues(topic).Observe(took.Seconds())
+}
+
+// OnFsync implements engine.FsyncHook.
+func (h *Hooks) OnFsync(topic string, partition int, took time.Duration, err error) {
+	if err != nil {
+		h.fsyncErrors.Inc()
+		return
+	}
+	h.fsyncLatency.Observe(took.Seconds())
 }
 
 // OnDeliver implements engine.DeliverHook.
@@ -91,6 +240,43 @@ func (h *Hooks) OnDeadLetter(topic, subscription string, messages int) {
 // OnRebalance implements engine.RebalanceHook.
 func (h *Hooks) OnRebalance(topic, subscription string, generation int64, members int) {
 	h.rebalances.WithLabelValues(topic, subscription).Inc()
+}
+
+func (h *Hooks) topicVecs() []*prometheus.CounterVec {
+	return []*prometheus.CounterVec{h.publishedMessages, h.publishedBytes}
+}
+
+func (h *Hooks) queueVecs() []*prometheus.CounterVec {
+	return []*prometheus.CounterVec{h.deliveries, h.redeliveries, h.acks, h.nacks, h.deadLetters}
+}
+
+func (h *Hooks) subscriptionVecs() []*prometheus.CounterVec {
+	return append(h.queueVecs(), h.rebalances)
+}
+
+// seen lists the topics and subscriptions that have series now.
+func (h *Hooks) seen() (topics map[string]bool, subs map[[2]string]bool) {
+	topics, subs = map[string]bool{}, map[[2]string]bool{}
+	read := func(vecs []*prometheus.CounterVec, each func(labels map[string]string)) {
+		for _, v := range vecs {
+			ch := make(chan prometheus.Metric, 64)
+			go func() { v.Collect(ch); close(ch) }()
+			for m := range ch {
+				var pb dto.Metric
+				if m.Write(&pb) != nil {
+					continue
+				}
+				ls := map[string]string{}
+				for _, lp := range pb.GetLabel() {
+					ls[lp.GetName()] = lp.GetValue()
+				}
+				each(ls)
+			}
+		}
+	}
+	read(h.topicVecs(), func(ls map[string]string) { topics[ls["topic"]] = true })
+	read(h.subscriptionVecs(), func(ls map[string]string) { subs[[2]string{ls["topic"], ls["subscription"]}] = true })
+	return topics, subs
 }
 
 // namespace prefixes every series Ferry exports.

@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -21,11 +22,13 @@ func open(t *testing.T) (*engine.Broker, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	dir := t.TempDir()
-	b, err := engine.Open(engine.Options{Dir: dir, DefaultFsync: "never", Hooks: []engine.Hook{metrics.NewHooks(reg)}})
+	hooks := metrics.NewHooks(reg)
+	b, err := engine.Open(engine.Options{Dir: dir, DefaultFsync: "never", Hooks: []engine.Hook{hooks}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
+	hooks.Follow(b)
 	reg.MustRegister(metrics.NewCollector(b, dir, nil))
 	return b, reg
 }
@@ -214,13 +217,18 @@ func TestStreamRebalancesAndLag(t *testing.T) {
 }
 
 // TestSeriesFollowConventions runs Prometheus's own linter over every
-// series: names, units, _total on counters, help text.
+// series: names, units, _total on counters, help text. It first makes
+// every series exist (the linter sees only those), and checks that
+// docs/operations.md lists exactly the series that exist.
 func TestSeriesFollowConventions(t *testing.T) {
 	b, reg := open(t)
 	if _, err := b.CreateTopic(bg, "t", engine.TopicConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.CreateSubscription(bg, "t", "q", engine.SubscriptionConfig{Kind: engine.KindQueue}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CreateSubscription(bg, "t", "s", engine.SubscriptionConfig{Kind: engine.KindStream}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Publish(bg, "t", engine.Message{Value: []byte("v")}); err != nil {
@@ -233,12 +241,49 @@ func TestSeriesFollowConventions(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
-	mfs, _ := reg.Gather()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
 	for _, mf := range mfs {
 		if !strings.HasPrefix(mf.GetName(), "ferry_") {
 			t.Errorf("series %s lacks the ferry_ prefix", mf.GetName())
 		}
+		have[mf.GetName()] = true
 	}
+	documented := documentedSeries(t)
+	for name := range have {
+		if !documented[name] {
+			t.Errorf("%s is exported but not in docs/operations.md", name)
+		}
+	}
+	for name := range documented {
+		if !have[name] {
+			t.Errorf("docs/operations.md lists %s, which is not exported", name)
+		}
+	}
+}
+
+// documentedSeries reads the series tables of docs/operations.md: rows
+// starting "| `ferry_...` |".
+func documentedSeries(t *testing.T) map[string]bool {
+	t.Helper()
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if rest, ok := strings.CutPrefix(line, "| `ferry_"); ok {
+			name, _, _ := strings.Cut(rest, "`")
+			out["ferry_"+name] = true
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no series rows found in docs/operations.md")
+	}
+	return out
 }
 
 func must(t *testing.T, err error) {

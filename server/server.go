@@ -64,6 +64,7 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data folder %s: %w", cfg.DataDir, err)
 	}
+	hooks.Follow(b)
 	reg.MustRegister(metrics.NewCollector(b, cfg.DataDir, logger))
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

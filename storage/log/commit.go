@@ -88,7 +88,7 @@ func (l *Log) syncOnce() {
 		err = l.writeData(seg, data, start, true)
 	}
 	if err == nil {
-		err = seg.file.Sync()
+		err = l.fsync(seg)
 	}
 
 	l.mu.Lock()
@@ -160,7 +160,7 @@ func (l *Log) syncFailed(seg *segment, err error) error {
 		seg.allocated = l.durablePos
 		if terr := seg.file.Truncate(l.durablePos); terr != nil {
 			l.failed = fmt.Errorf("%v; truncate: %w", err, terr)
-		} else if serr := seg.file.Sync(); serr != nil {
+		} else if serr := l.fsync(seg); serr != nil {
 			l.failed = fmt.Errorf("%v; fsync after truncate: %w", err, serr)
 		}
 	}
@@ -285,4 +285,16 @@ func (l *Log) Wait(ctx context.Context, offset int64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// fsync syncs seg's appended data and tells Options.OnFsync. Wall time,
+// not Options.Now: it measures the disk, and a test's clock stands still.
+func (l *Log) fsync(seg *segment) error {
+	if l.opts.OnFsync == nil {
+		return seg.file.Sync()
+	}
+	start := time.Now()
+	err := seg.file.Sync()
+	l.opts.OnFsync(time.Since(start), err)
+	return err
 }

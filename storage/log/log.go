@@ -337,7 +337,7 @@ func (l *Log) sealActive(seg *segment) error {
 	if err := seg.trimAllocation(); err != nil {
 		return l.syncFailed(seg, err)
 	}
-	if err := seg.file.Sync(); err != nil {
+	if err := l.fsync(seg); err != nil {
 		return l.syncFailed(seg, err)
 	}
 	l.setDurable(l.next, seg.size)

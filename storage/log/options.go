@@ -92,6 +92,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives recovery and failure reports. Discarded when nil.
 	Logger *slog.Logger
+	// OnFsync, when set, is told of every fsync of appended data (a
+	// group-commit round, a roll, Sync, Close): how long it took, by the
+	// wall clock, and its error. It runs on the goroutine that synced, with
+	// the log's locks held: keep it quick and never call the log from it.
+	OnFsync func(took time.Duration, err error)
 }
 
 // Retention says which whole segments EnforceRetention deletes. Zero fields
