@@ -9,6 +9,11 @@
 // broker at scrape time by a Collector, so they are never stale and cost
 // nothing between scrapes.
 //
+// The front doors' connections and request errors are counted by Doors,
+// which hands each door plain callbacks (kafka.Options.OnConnection and
+// OnRequestError, native.Options.OnError, an http.Server's ConnState), so
+// the doors import no Prometheus.
+//
 // The engine knows nothing of this package; the server wires the two:
 //
 //	reg := prometheus.NewRegistry()

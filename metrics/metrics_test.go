@@ -234,6 +234,9 @@ func TestSeriesFollowConventions(t *testing.T) {
 	if _, err := b.Publish(bg, "t", engine.Message{Value: []byte("v")}); err != nil {
 		t.Fatal(err)
 	}
+	doors := metrics.NewDoors(reg)
+	doors.Connection("kafka")(1)
+	doors.RequestError("kafka")("UNKNOWN_TOPIC_OR_PARTITION")
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)

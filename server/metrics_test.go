@@ -41,3 +41,21 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestCountConns: the HTTP listener's ConnState counts a connection once
+// opened and once ended, whether closed or hijacked.
+func TestCountConns(t *testing.T) {
+	n := 0
+	cs := countConns(func(d int) { n += d })
+	for _, st := range []http.ConnState{http.StateNew, http.StateActive, http.StateIdle, http.StateActive, http.StateNew} {
+		cs(nil, st)
+	}
+	if n != 2 {
+		t.Fatalf("two opened: %d", n)
+	}
+	cs(nil, http.StateClosed)
+	cs(nil, http.StateHijacked)
+	if n != 0 {
+		t.Fatalf("both ended: %d", n)
+	}
+}

@@ -60,6 +60,7 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	hooks := metrics.NewHooks(reg)
+	doors := metrics.NewDoors(reg)
 	b, err := engine.Open(engine.Options{Dir: cfg.DataDir, Logger: logger, DefaultFsync: cfg.Fsync, Hooks: []engine.Hook{hooks}})
 	if err != nil {
 		return nil, fmt.Errorf("open data folder %s: %w", cfg.DataDir, err)
@@ -85,6 +86,8 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 			AutoCreateTopics: cfg.KafkaAutoCreateTopics,
 			MaxRequestBytes:  cfg.KafkaMaxRequestBytes,
 			Logger:           logger,
+			OnConnection:     doors.Connection("kafka"),
+			OnRequestError:   doors.RequestError("kafka"),
 		})
 	}
 	s.native = native.New(b, native.Options{
@@ -93,6 +96,7 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		MaxCredit:       cfg.MaxCredit,
 		SendTimeout:     cfg.SendTimeout.Duration,
 		Logger:          logger,
+		OnError:         doors.RequestError("http"),
 	})
 	mux := http.NewServeMux()
 	s.native.Mount(mux)
@@ -115,6 +119,7 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ConnState:         countConns(doors.Connection("http")),
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
 	kafkaAt := "off"
@@ -126,6 +131,20 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 	logger.Info("ferry started", "http", "http://"+s.Addr(), "kafka", kafkaAt, "data_dir", cfg.DataDir,
 		"fsync", cfg.Fsync, "startup", time.Since(started).Round(time.Millisecond))
 	return s, nil
+}
+
+// countConns is an http.Server's ConnState that reports each connection
+// opened (+1) and ended (-1). A hijacked connection is the handler's from
+// then on and gets no StateClosed, so it ends there.
+func countConns(delta func(int)) func(net.Conn, http.ConnState) {
+	return func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			delta(+1)
+		case http.StateClosed, http.StateHijacked:
+			delta(-1)
+		}
+	}
 }
 
 // Addr is the address the HTTP listener is bound to.

@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,8 +13,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ferrymq/ferry/client"
+	"github.com/ferrymq/ferry/server"
 )
 
 // scrape reads /metrics as Prometheus does and returns every sample by
@@ -183,4 +187,62 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 			t.Fatalf("members = %v after the consumer closed", n)
 		}
 	}
+}
+
+// TestMetricsFrontDoors opens a connection on each listener and asks each
+// door for a topic that does not exist, and checks ferry_connections and
+// ferry_request_errors_total move with the right labels.
+func TestMetricsFrontDoors(t *testing.T) {
+	s, base := startServer(t, func(c *server.Config) { c.KafkaAutoCreateTopics = false })
+	before := scrape(t, base) // its keep-alive connection is counted from here on
+	waitFor := func(series string, want float64) {
+		t.Helper()
+		var got float64
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if got = scrape(t, base)[series]; got == want {
+				return
+			}
+		}
+		t.Fatalf("%s = %v, want %v", series, got, want)
+	}
+	httpConns, kafkaConns := `ferry_connections{door="http"}`, `ferry_connections{door="kafka"}`
+	if _, ok := before[kafkaConns]; !ok || before[httpConns] < 1 {
+		t.Fatalf("before: kafka connections %v (present %v), http %v", before[kafkaConns], ok, before[httpConns])
+	}
+
+	// Connections.
+	kc := dialKafka(t, s.KafkaAddr())
+	waitFor(kafkaConns, before[kafkaConns]+1)
+	hc, err := net.DialTimeout("tcp", s.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(httpConns, before[httpConns]+1)
+	hc.Close()
+	waitFor(httpConns, before[httpConns])
+
+	// Errors: an unknown topic through each door.
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.SetVersion(1)
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = "nope"
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Timestamp = -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := kc.request(t, req).(*kmsg.ListOffsetsResponse)
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("list offsets of an unknown topic: code %d", code)
+	}
+	kafkaErrors := `ferry_request_errors_total{code="UNKNOWN_TOPIC_OR_PARTITION",door="kafka"}`
+	waitFor(kafkaErrors, before[kafkaErrors]+1)
+	if status, _ := call(t, base, "ferry.v1.TopicService/DescribeTopic", map[string]any{"name": "nope"}); status != http.StatusNotFound {
+		t.Fatalf("describe an unknown topic: HTTP %d", status)
+	}
+	httpErrors := `ferry_request_errors_total{code="not_found",door="http"}`
+	waitFor(httpErrors, before[httpErrors]+1)
+
+	kc.nc.Close()
+	waitFor(kafkaConns, before[kafkaConns])
 }

@@ -305,8 +305,11 @@ func (c *conn) unsupported(h header) (kmsg.Response, error) {
 }
 
 // write buffers resp: its size, the correlation id, the header's tagged
-// fields when flexible (never for ApiVersions), then the body.
+// fields when flexible (never for ApiVersions), then the body. Its error
+// codes are counted here, once its wait is over: a produce's codes are
+// final only after the fsync it waited on.
 func (c *conn) write(h header, resp kmsg.Response) error {
+	c.s.countErrors(resp)
 	out := append(c.out[:0], 0, 0, 0, 0)
 	out = binary.BigEndian.AppendUint32(out, uint32(h.correlation))
 	if resp.IsFlexible() && resp.Key() != kmsg.ApiVersions.Int16() {

@@ -81,7 +81,10 @@ func handleProduce(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	}
 	if req.Acks == 0 {
 		// No answer to carry an error: as Kafka does, the connection is
-		// closed after a failed produce, so the client notices.
+		// closed after a failed produce, so the client notices. Its
+		// codes are counted as if answered (those known now: a failed
+		// fsync later goes unanswered and uncounted).
+		c.s.countErrors(resp)
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
 				if p.ErrorCode != 0 && c.closing == nil {

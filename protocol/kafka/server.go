@@ -47,6 +47,16 @@ type Options struct {
 	// Clock drives the consumer groups' session and rebalance timers and
 	// idempotent producers' expiry; the wall clock when nil.
 	Clock clock.Clock
+	// OnConnection, when set, is called with +1 when a connection is
+	// accepted and -1 when it ends (for a gauge of open connections).
+	// It must not block.
+	OnConnection func(delta int)
+	// OnRequestError, when set, is called with the Kafka name of each
+	// non-zero error code a response carries ("UNKNOWN_TOPIC_OR_PARTITION"):
+	// the top-level one and each topic's, partition's, group's, member's or
+	// resource's. The names are kerr's, so there are a bounded few. It is
+	// called from the connections' goroutines and must not block.
+	OnRequestError func(code string)
 }
 
 // nodeID is this broker's id in Metadata: one broker leads every partition.
@@ -137,13 +147,22 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
+		s.connected(+1)
 		go func() {
 			defer s.wg.Done()
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
+			s.connected(-1)
 		}()
+	}
+}
+
+// connected reports a connection opened (+1) or ended (-1).
+func (s *Server) connected(delta int) {
+	if s.opts.OnConnection != nil {
+		s.opts.OnConnection(delta)
 	}
 }
 

@@ -59,3 +59,37 @@ func toConnect(err error) error {
 func invalid(format string, args ...any) error {
 	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
 }
+
+// errorReporter is an interceptor that calls on with the code of each
+// call that ends in an error.
+type errorReporter func(code string)
+
+var _ connect.Interceptor = errorReporter(nil)
+
+// WrapUnary implements connect.Interceptor.
+func (on errorReporter) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		resp, err := next(ctx, req)
+		if err != nil {
+			on(connect.CodeOf(err).String())
+		}
+		return resp, err
+	}
+}
+
+// WrapStreamingClient implements connect.Interceptor; the service is no
+// client.
+func (on errorReporter) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+// WrapStreamingHandler implements connect.Interceptor.
+func (on errorReporter) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		err := next(ctx, conn)
+		if err != nil {
+			on(connect.CodeOf(err).String())
+		}
+		return err
+	}
+}

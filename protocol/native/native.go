@@ -49,6 +49,12 @@ type Options struct {
 	SendTimeout time.Duration
 	// Logger receives the service's operational messages.
 	Logger *slog.Logger
+	// OnError, when set, is called with the Connect code of each call that
+	// ends in an error ("not_found", "invalid_argument", "canceled"...),
+	// unary or streaming, a handler's panic included ("internal"). Calls
+	// Connect refuses before a handler runs (a malformed unary request, say)
+	// are not seen. It must not block.
+	OnError func(code string)
 }
 
 // EnsureDefaults fills unset fields and returns o.
@@ -118,11 +124,17 @@ func New(b *engine.Broker, opts Options) *Service {
 
 // Mount registers every ferry.v1 service on mux.
 func (s *Service) Mount(mux *http.ServeMux) {
-	opts := []connect.HandlerOption{
+	var opts []connect.HandlerOption
+	if s.opts.OnError != nil {
+		// Outside the recover interceptor, so a panic counts as the
+		// internal error it becomes.
+		opts = append(opts, connect.WithInterceptors(errorReporter(s.opts.OnError)))
+	}
+	opts = append(opts,
 		connect.WithReadMaxBytes(s.opts.MaxRequestBytes),
 		connect.WithRecover(s.recover),
 		connect.WithCodec(jsonCodec{}),
-	}
+	)
 	mount := func(path string, h http.Handler) { mux.Handle(path, withResponseController(h)) }
 	mount(ferryv1connect.NewTopicServiceHandler(topics{s}, opts...))
 	mount(ferryv1connect.NewSubscriptionServiceHandler(subscriptions{s}, opts...))
