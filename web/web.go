@@ -33,8 +33,9 @@ func Handler() http.Handler {
 	files := http.FileServerFS(Assets())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			// Not the dashboard's: most likely a mistyped API path, which
+			// Connect clients read best as not found (unimplemented).
+			http.NotFound(w, r)
 			return
 		}
 		h := w.Header()

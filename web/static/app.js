@@ -102,7 +102,11 @@ async function rpc(service, method, body) {
   const text = await resp.text();
   let data = {};
   try { data = text ? JSON.parse(text) : {}; } catch { data = { message: text }; }
-  if (!resp.ok) throw new Error(`${data.code || resp.status}: ${data.message || text}`);
+  if (!resp.ok) {
+    const err = new Error(`${data.code || resp.status}: ${data.message || text}`);
+    err.code = data.code; // Connect's code name, e.g. not_found
+    throw err;
+  }
   return data;
 }
 
@@ -111,11 +115,11 @@ async function listTopics() {
 }
 
 // listSubscriptions lists every topic's subscriptions. A topic deleted
-// between the two calls just has none.
+// between the two calls just has none; any other failure is shown.
 async function listSubscriptions(topics) {
   const lists = await Promise.all(topics.map((t) =>
     rpc('SubscriptionService', 'ListSubscriptions', { topic: t.name })
-      .then((r) => r.subscriptions || [], () => [])));
+      .then((r) => r.subscriptions || [], (e) => { if (e.code === 'not_found') return []; throw e; })));
   return lists.flat();
 }
 
@@ -192,7 +196,8 @@ async function updateHealth() {
 function route() {
   if (leavePage) leavePage();
   leavePage = null;
-  const hash = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
+  let hash = '/';
+  try { hash = decodeURIComponent(location.hash.replace(/^#/, '')) || '/'; } catch { /* a malformed hash: the overview */ }
   let page = 'overview', render = overviewPage, arg;
   if (hash === '/topics') { page = 'topics'; render = topicsPage; }
   else if (hash.startsWith('/topics/')) { page = 'topics'; render = messagesPage; arg = hash.slice(8); }
@@ -426,7 +431,13 @@ function render(bytes, format) {
   try { text = utf8.decode(bytes); } catch { /* not UTF-8 */ }
   if (format === 'hex' || (text === null && format !== 'text')) return { kind: 'hex', text: hexDump(bytes) };
   if (format === 'json' || format === 'auto') {
-    try { return { kind: 'json', text: JSON.stringify(JSON.parse(text), null, 2) }; } catch { /* not JSON */ }
+    try {
+      const parsed = JSON.parse(text);
+      // JSON.parse rounds integers past 2^53 (64-bit ids): show such a
+      // document as it came rather than with changed numbers.
+      if (/(^|[^\d.eE+-])-?\d{16,}/.test(text)) return { kind: 'json (as sent: large numbers)', text };
+      return { kind: 'json', text: JSON.stringify(parsed, null, 2) };
+    } catch { /* not JSON */ }
     if (format === 'json') return { kind: 'text (not JSON)', text };
   }
   if (format === 'auto' && /[\x00-\x08\x0e-\x1f]/.test(text)) return { kind: 'hex', text: hexDump(bytes) };
