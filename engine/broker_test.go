@@ -597,4 +597,10 @@ func TestPublishBatch(t *testing.T) {
 	if ti, _ := b.DescribeTopic("pb"); ti.Partitions[1].EndOffset != 12 {
 		t.Fatalf("partition 1 ends at %d, want 12", ti.Partitions[1].EndOffset)
 	}
+	if off, err := b.StartOffset("pb", 1); err != nil || off != 0 {
+		t.Fatalf("StartOffset: %d, %v", off, err)
+	}
+	if _, err := b.StartOffset("pb", 9); !errors.Is(err, ErrUnknownPartition) {
+		t.Fatalf("StartOffset of a partition that does not exist: %v", err)
+	}
 }

@@ -205,6 +205,16 @@ func (b *Broker) WaitForOffset(ctx context.Context, topicName string, partition 
 	return l.Wait(ctx, offset)
 }
 
+// StartOffset is a partition's first stored offset: what DescribeTopic
+// gives for one partition, without describing the whole topic.
+func (b *Broker) StartOffset(topicName string, partition int) (int64, error) {
+	l, err := b.partitionLog(topicName, partition)
+	if err != nil {
+		return 0, err
+	}
+	return l.StartOffset(), nil
+}
+
 // partitionLog returns a partition's log. The log stays usable after the
 // broker's lock is released; if the topic is deleted meanwhile, its calls
 // fail with the log's ErrClosed.

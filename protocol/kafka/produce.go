@@ -41,7 +41,7 @@ func handleProduce(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 		t := kmsg.NewProduceResponseTopic()
 		t.Topic = rt.Topic
 		t.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
-		known := c.s.knownTopic(c, rt.Topic)
+		ti, known := c.s.knownTopic(c, rt.Topic)
 		for i, rp := range rt.Partitions {
 			out := &t.Partitions[i]
 			*out = kmsg.NewProduceResponseTopicPartition()
@@ -64,7 +64,7 @@ func handleProduce(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 				setProduceErr(c, rt.Topic, rp.Partition, out, err)
 				continue
 			}
-			if wait := produce(ctx, c, rt.Topic, rp.Partition, d, out); wait != nil {
+			if wait := produce(ctx, c, ti, rp.Partition, d, out); wait != nil {
 				waits = append(waits, wait)
 			}
 		}
@@ -97,20 +97,21 @@ func handleProduce(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	return resp, nil
 }
 
-// knownTopic is nil when the topic exists (or was created on first use),
-// else why not.
-func (s *Server) knownTopic(c *conn, name string) error {
-	_, err := s.b.DescribeTopic(name)
+// knownTopic describes the topic (creating it on first use when that is
+// on), or says why it cannot.
+func (s *Server) knownTopic(c *conn, name string) (engine.TopicInfo, error) {
+	ti, err := s.b.DescribeTopic(name)
 	if errors.Is(err, engine.ErrUnknownTopic) && s.opts.AutoCreateTopics {
-		_, err = s.autoCreate(c, name)
+		ti, err = s.autoCreate(c, name)
 	}
-	return err
+	return ti, err
 }
 
 // produce places one partition's batches and fills out; the func it
 // returns (nil when nothing was placed) waits for them to be durable and
 // fills in an error that kept them from it.
-func produce(ctx context.Context, c *conn, topic string, partition int32, d produced, out *kmsg.ProduceResponseTopicPartition) func() {
+func produce(ctx context.Context, c *conn, ti engine.TopicInfo, partition int32, d produced, out *kmsg.ProduceResponseTopicPartition) func() {
+	topic := ti.Name
 	if len(d.batches) == 0 {
 		setProduceErr(c, topic, partition, out, fmt.Errorf("%w: no record batch", engine.ErrInvalidMessage))
 		return nil
@@ -118,7 +119,7 @@ func produce(ctx context.Context, c *conn, topic string, partition int32, d prod
 	var seqs *sequences
 	if d.producerID >= 0 {
 		var ok bool
-		if seqs, ok = producerSequences(c, topic, partition, d.producerID, out); !ok {
+		if seqs, ok = producerSequences(c, ti, partition, d.producerID, out); !ok {
 			return nil
 		}
 		// Held until the batches are placed: a concurrent retry of the
@@ -197,7 +198,7 @@ func setProduceErr(c *conn, topic string, p int32, out *kmsg.ProduceResponseTopi
 
 // producerSequences returns the idempotent producer's state on the
 // partition, locked, or answers out with why there is none.
-func producerSequences(c *conn, topic string, partition int32, pid int64, out *kmsg.ProduceResponseTopicPartition) (*sequences, bool) {
+func producerSequences(c *conn, ti engine.TopicInfo, partition int32, pid int64, out *kmsg.ProduceResponseTopicPartition) (*sequences, bool) {
 	p := c.s.producers.lookup(pid)
 	if p == nil {
 		out.ErrorCode = kerr.UnknownProducerID.Code
@@ -206,24 +207,22 @@ func producerSequences(c *conn, topic string, partition int32, pid int64, out *k
 	}
 	// A partition that does not exist gets no state: a client naming
 	// partitions at random must not grow it.
-	ti, err := c.s.b.DescribeTopic(topic)
-	if err != nil || partition < 0 || int(partition) >= len(ti.Partitions) {
-		if err == nil {
-			err = fmt.Errorf("%w: topic %q has no partition %d", engine.ErrUnknownPartition, topic, partition)
-		}
+	if partition < 0 || int(partition) >= len(ti.Partitions) {
+		err := fmt.Errorf("%w: topic %q has no partition %d", engine.ErrUnknownPartition, ti.Name, partition)
 		out.ErrorCode = errorCode(err)
 		out.ErrorMessage = kmsg.StringPtr(err.Error())
 		return nil, false
 	}
-	return p.partition(topic+"\x00"+ti.ID, partition), true
+	return p.partition(ti.Name+"\x00"+ti.ID, partition), true
 }
 
 // logStartOffset is the partition's first offset kept, 0 when unknown.
 func logStartOffset(c *conn, topic string, partition int32) int64 {
-	if ti, err := c.s.b.DescribeTopic(topic); err == nil && partition >= 0 && int(partition) < len(ti.Partitions) {
-		return ti.Partitions[partition].StartOffset
+	off, err := c.s.b.StartOffset(topic, int(partition))
+	if err != nil {
+		return 0
 	}
-	return 0
+	return off
 }
 
 // produced is a partition's checked batches, uncompressed, and for an
