@@ -39,3 +39,42 @@ func FuzzFromRecordBatches(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDeliveryBatch: whatever records and counts a broker sends as queue
+// deliveries, decoding returns deliveries or an error, never panics; with
+// no error there is one delivery per count, each with its record's offset,
+// the batch's partition and an ID that names them.
+func FuzzDeliveryBatch(f *testing.F) {
+	b := record.Builder{}
+	b.AddAt(record.Record{Offset: 10, Key: []byte("k"), Value: []byte("v1")})
+	b.AddAt(record.Record{Offset: 12, Value: []byte("v2"), Headers: []record.RecordHeader{{Key: "ferry-id", Value: []byte("x")}}})
+	b.AddAt(record.Record{Offset: 40, Value: []byte("v3")})
+	batch := b.Build()
+	f.Add(batch, []byte{1, 2, 1})
+	f.Add(batch, []byte{1, 2})
+	f.Add(batch, []byte{1, 0, 1})
+	f.Add(batch[:50], []byte{1})
+	f.Add(append(batch[:len(batch):len(batch)], batch...), []byte{1, 1, 1, 1, 1, 1})
+	f.Fuzz(func(t *testing.T, data []byte, counts []byte) {
+		db := &ferryv1.DeliveryBatch{Topic: "t", Partition: 3, Records: data}
+		for _, c := range counts {
+			db.Counts = append(db.Counts, int32(int8(c)))
+		}
+		q := &QueueConsumer{}
+		var ds []Delivery
+		err := q.decodeBatch(&ds, nil, db)
+		if err != nil {
+			return
+		}
+		if len(ds) != len(db.Counts) {
+			t.Fatalf("%d deliveries for %d counts", len(ds), len(db.Counts))
+		}
+		for i := range ds {
+			d := &ds[i]
+			want := deliveryRef{partition: 3, offset: d.Message.Offset, count: db.Counts[i]}
+			if d.Message.Partition != 3 || d.Count != db.Counts[i] || d.ref != want || d.ID != want.id() {
+				t.Fatalf("delivery %d: %+v, ID %q", i, d.ref, d.ID)
+			}
+		}
+	})
+}

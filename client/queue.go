@@ -3,7 +3,9 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	ferryv1 "github.com/ferrymq/ferry/api/ferry/v1"
+	"github.com/ferrymq/ferry/storage/record"
 )
 
 // settleTimeout bounds each ack or nack SubscribeQueue sends after a
@@ -34,6 +37,7 @@ type Delivery struct {
 
 	c       *Client
 	att     *attachment
+	ref     deliveryRef // ID in parts, when the broker sent it so
 	settled atomic.Bool
 	// live: the deadline had not passed, by this machine's clock, when the
 	// delivery was received. Only such a delivery is judged expired later:
@@ -54,7 +58,7 @@ func (d *Delivery) expired(now time.Time) bool {
 // received): it will be, or was, delivered again.
 func (d *Delivery) Ack(ctx context.Context) error {
 	d.settled.Store(true)
-	return d.c.ack(ctx, d.att, []string{d.ID})
+	return d.c.ack(ctx, d.att, []ackItem{d.ackItem()})
 }
 
 // Nack gives the delivery back, to be delivered again after delay (at
@@ -83,29 +87,53 @@ func (d *Delivery) Extend(ctx context.Context, by time.Duration) (time.Time, err
 	return resp.Deadlines[0].AsTime(), nil
 }
 
-// ack acknowledges ids with as few Ack calls as fit WithMaxRequestBytes
+// deliveryRef is a delivery's ID in parts, "PARTITION-OFFSET-COUNT", as
+// the broker's DeliveryBatch gives it; count 0 when unknown (the delivery
+// came as a Delivery, with an ID only).
+type deliveryRef struct {
+	partition int32
+	offset    int64
+	count     int32
+}
+
+func (r deliveryRef) id() string {
+	var b [48]byte
+	s := strconv.AppendInt(b[:0], int64(r.partition), 10)
+	s = append(s, '-')
+	s = strconv.AppendInt(s, r.offset, 10)
+	s = append(s, '-')
+	s = strconv.AppendInt(s, int64(r.count), 10)
+	return string(s)
+}
+
+// ackItem is one delivery to acknowledge: by ref when it has one, by id
+// otherwise.
+type ackItem struct {
+	ref deliveryRef
+	id  string
+}
+
+func (d *Delivery) ackItem() ackItem {
+	if d.ref.count > 0 {
+		return ackItem{ref: d.ref}
+	}
+	return ackItem{id: d.ID}
+}
+
+// ack acknowledges items with as few Ack calls as fit WithMaxRequestBytes
 // (one, but for a huge backlog), so that the broker never refuses one for
 // its size and settled can tell what the broker did with its grant.
-func (c *Client) ack(ctx context.Context, att *attachment, ids []string) error {
+func (c *Client) ack(ctx context.Context, att *attachment, items []ackItem) error {
 	var errs []error
-	for len(ids) > 0 {
-		room := c.cfg.maxRequest - ackRequestOverhead(att.id)
-		n, size := 0, 0
-		for n < len(ids) {
-			sz := 1 + protowire.SizeBytes(len(ids[n]))
-			if n > 0 && size+sz > room {
-				break
-			}
-			size += sz
-			n++
-		}
-		grant := att.credit.take()
-		_, err := call(c, ctx, c.consume.Ack, &ferryv1.AckRequest{ConsumerId: att.id, DeliveryIds: ids[:n], Grant: grant})
-		c.settled(att, grant, err)
+	for len(items) > 0 {
+		req, n := ackRequest(att.id, items, c.cfg.maxRequest)
+		req.Grant = att.credit.take()
+		_, err := call(c, ctx, c.consume.Ack, req)
+		c.settled(att, req.Grant, err)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		ids = ids[n:]
+		items = items[n:]
 	}
 	if len(errs) == 1 {
 		return errs[0]
@@ -113,11 +141,61 @@ func (c *Client) ack(ctx context.Context, att *attachment, ids []string) error {
 	return errors.Join(errs...)
 }
 
+// ackRequest builds an AckRequest for as many of items (at least one) as
+// fit in limit bytes encoded, and says how many that is. Refs of one
+// partition share one DeliveryRefs.
+func ackRequest(consumerID string, items []ackItem, limit int) (*ferryv1.AckRequest, int) {
+	req := &ferryv1.AckRequest{ConsumerId: consumerID}
+	room := limit - ackRequestOverhead(consumerID)
+	size, n := 0, 0
+	for ; n < len(items); n++ {
+		it := &items[n]
+		var sz int
+		var refs *ferryv1.DeliveryRefs
+		if it.ref.count > 0 {
+			for _, r := range req.Refs {
+				if r.Partition == it.ref.partition {
+					refs = r
+					break
+				}
+			}
+			// Each ref's two varints, and the worst case of the lengths
+			// of the refs message and its packed columns growing by a byte.
+			sz = protowire.SizeVarint(uint64(it.ref.offset)) + protowire.SizeVarint(uint64(it.ref.count)) + 3
+			if refs == nil {
+				sz += refsOverhead
+			}
+		} else {
+			sz = 1 + protowire.SizeBytes(len(it.id))
+		}
+		if n > 0 && size+sz > room {
+			break
+		}
+		size += sz
+		if it.ref.count == 0 {
+			req.DeliveryIds = append(req.DeliveryIds, it.id)
+			continue
+		}
+		if refs == nil {
+			refs = &ferryv1.DeliveryRefs{Partition: it.ref.partition}
+			req.Refs = append(req.Refs, refs)
+		}
+		refs.Offsets = append(refs.Offsets, it.ref.offset)
+		refs.Counts = append(refs.Counts, it.ref.count)
+	}
+	return req, n
+}
+
 // ackRequestOverhead bounds the encoded size of an AckRequest's fields
-// other than its delivery ids.
+// other than its deliveries.
 func ackRequestOverhead(consumerID string) int {
 	return 1 + protowire.SizeBytes(len(consumerID)) + 1 + protowire.SizeVarint(uint64(1<<31-1))
 }
+
+// refsOverhead bounds what a DeliveryRefs costs beside its columns'
+// contents: its tag and length, the partition, and the columns' tags and
+// lengths.
+const refsOverhead = 1 + 5 + 1 + 5 + 2*(1+5)
 
 // settled gives back the credit an Ack, Nack or Commit carried in its
 // grant field, unless the broker applied it. The rule (consume.proto): the
@@ -222,7 +300,7 @@ func (c *Client) consumeQueue(ctx context.Context, topic, sub string, sc subscri
 
 func (q *QueueConsumer) dial(ctx context.Context, s *session[Delivery]) (func() error, error) {
 	stream, err := q.c.consume.ConsumeQueue(ctx, connect.NewRequest(&ferryv1.ConsumeQueueRequest{
-		Topic: q.topic, Subscription: q.sub, Credit: int32(cap(s.items))}))
+		Topic: q.topic, Subscription: q.sub, Credit: int32(cap(s.items)), RecordBatches: true}))
 	if err != nil {
 		return nil, err
 	}
@@ -235,9 +313,18 @@ func (q *QueueConsumer) dial(ctx context.Context, s *session[Delivery]) (func() 
 		defer stream.Close()
 		return receiveAhead(stream, first, s.cancel, func(resp *ferryv1.ConsumeQueueResponse) error {
 			pds := resp.GetDeliveries()
-			ds := make([]Delivery, len(pds))
+			n := len(pds)
+			for _, b := range resp.GetBatches() {
+				n += len(b.GetCounts())
+			}
+			ds := make([]Delivery, len(pds), n)
 			for i, d := range pds {
 				q.fillDelivery(&ds[i], s.attachment, d)
+			}
+			for _, b := range resp.GetBatches() {
+				if err := q.decodeBatch(&ds, s.attachment, b); err != nil {
+					return err
+				}
 			}
 			return push(ctx, s, ds)
 		})
@@ -275,6 +362,45 @@ func (q *QueueConsumer) fillDelivery(out *Delivery, att *attachment, d *ferryv1.
 		out.Deadline = d.Deadline.AsTime()
 		out.live = time.Now().Before(out.Deadline)
 	}
+}
+
+// decodeBatch appends the deliveries of b to ds: one per record, decoded in
+// place.
+func (q *QueueConsumer) decodeBatch(ds *[]Delivery, att *attachment, b *ferryv1.DeliveryBatch) error {
+	counts := b.GetCounts()
+	topic, partition := b.GetTopic(), b.GetPartition()
+	var deadline time.Time
+	if b.Deadline != nil {
+		deadline = b.Deadline.AsTime()
+	}
+	live := time.Now().Before(deadline)
+	i := 0
+	var r record.Record
+	err := record.Split(b.GetRecords(), func(_ record.Header, batch []byte) error {
+		rd, err := record.NewReader(batch, record.Limits{})
+		if err != nil {
+			return err
+		}
+		for rd.Next(&r) {
+			if i >= len(counts) || counts[i] <= 0 {
+				return fmt.Errorf("record %d has no delivery count", i)
+			}
+			*ds = append(*ds, Delivery{Count: counts[i], Deadline: deadline, c: q.c, att: att, live: live,
+				ref: deliveryRef{partition: partition, offset: r.Offset, count: counts[i]}})
+			d := &(*ds)[len(*ds)-1]
+			fillMessage(&d.Message, topic, partition, &r)
+			d.ID = d.ref.id()
+			i++
+		}
+		return rd.Err()
+	})
+	if err == nil && i != len(counts) {
+		err = fmt.Errorf("%d records for %d delivery counts", i, len(counts))
+	}
+	if err != nil {
+		return fmt.Errorf("ferry: queue deliveries of %s/%d: %w", topic, partition, err)
+	}
+	return nil
 }
 
 // Next waits for the next delivery, until ctx ends or the consumer ends
@@ -325,17 +451,17 @@ func (q *QueueConsumer) Ack(ctx context.Context, ds ...*Delivery) error {
 	var errs []error
 	for len(ds) > 0 {
 		att := ds[0].att
-		var ids []string
+		var items []ackItem
 		rest := ds[:0:0]
 		for _, d := range ds {
 			if d.att == att {
 				d.settled.Store(true)
-				ids = append(ids, d.ID)
+				items = append(items, d.ackItem())
 			} else {
 				rest = append(rest, d)
 			}
 		}
-		if err := q.c.ack(ctx, att, ids); err != nil {
+		if err := q.c.ack(ctx, att, items); err != nil {
 			errs = append(errs, err)
 		}
 		ds = rest
@@ -429,7 +555,7 @@ func (c *Client) SubscribeQueue(ctx context.Context, topic, sub string, handler 
 type acker struct {
 	c       *Client
 	mu      sync.Mutex
-	pending map[*attachment][]string
+	pending map[*attachment][]ackItem
 	idle    chan struct{} // nil while idle; closed when the sender stops
 }
 
@@ -438,9 +564,9 @@ func (a *acker) add(d *Delivery) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.pending == nil {
-		a.pending = map[*attachment][]string{}
+		a.pending = map[*attachment][]ackItem{}
 	}
-	a.pending[d.att] = append(a.pending[d.att], d.ID)
+	a.pending[d.att] = append(a.pending[d.att], d.ackItem())
 	if a.idle == nil {
 		a.idle = make(chan struct{})
 		go a.run(a.idle)
@@ -459,10 +585,10 @@ func (a *acker) run(idle chan struct{}) {
 			return
 		}
 		a.mu.Unlock()
-		for att, ids := range batch {
+		for att, items := range batch {
 			ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-			if err := a.c.ack(ctx, att, ids); err != nil {
-				a.c.log.Debug("ferry client: ack failed", "deliveries", len(ids), "err", err)
+			if err := a.c.ack(ctx, att, items); err != nil {
+				a.c.log.Debug("ferry client: ack failed", "deliveries", len(items), "err", err)
 			}
 			cancel()
 		}

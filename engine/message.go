@@ -86,6 +86,16 @@ func (m *Message) toRecord(now time.Time) record.Record {
 	return r
 }
 
+// Record is the message as a stored record, at its offset: its reserved headers
+// ("ferry-id", "ferry-deliver-at") among the record's headers, as
+// messageFromRecord reads them back. For front doors that send messages as
+// record batches.
+func (m *Message) Record() record.Record {
+	r := m.toRecord(time.Now())
+	r.Offset = m.Offset
+	return r
+}
+
 // messageFromRecord converts a stored record back. Keys, values and header
 // values alias the record's bytes: callers pass records decoded from a
 // buffer of their own (each log read returns a fresh one), never reused.

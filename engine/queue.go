@@ -287,7 +287,7 @@ func (m *QueueMember) poll(max int) ([]Delivery, <-chan struct{}, error) {
 // collect takes up to room deliveries for m and records their delivery
 // counts before handing them out. Called with the locks held.
 func (q *queueSub) collect(m *QueueMember, room int, now time.Time) ([]Delivery, error) {
-	out := make([]Delivery, 0, min(room, 64))
+	out := make([]Delivery, 0, q.available(room))
 	var mb meta.Batch
 	n := len(q.parts)
 	for tries := 0; len(out) < room && tries < n; {
@@ -412,6 +412,24 @@ func (q *queueSub) nextFor(qp *qpart, m *QueueMember, now time.Time) (Delivery, 
 		}
 		return q.deliver(qp, msg, m, now), true, nil
 	}
+}
+
+// available is about how many deliveries a take of up to room finds: what
+// waits for redelivery, what is read ahead and what is stored past it. It
+// sizes the take's slice, which would otherwise grow, copying deliveries,
+// many times in a take of thousands. Called with the locks held.
+func (q *queueSub) available(room int) int {
+	n := 0
+	for _, qp := range q.parts {
+		n += len(qp.ready) + len(qp.buf)
+		if v := q.t.parts[qp.p].VisibleOffset() - qp.next; v > 0 {
+			n += int(min(v, int64(room)))
+		}
+		if n >= room {
+			return room
+		}
+	}
+	return max(n, 1)
 }
 
 // deliver hands msg to m.

@@ -187,11 +187,18 @@ func (h consumers) ConsumeQueue(ctx context.Context, req *connect.Request[ferryv
 	if err := s.send(ctx, func() error { return stream.Send(&ferryv1.ConsumeQueueResponse{ConsumerId: c.id}) }); err != nil {
 		return err
 	}
+	send := func(ds []engine.Delivery) error {
+		return stream.Send(&ferryv1.ConsumeQueueResponse{Deliveries: deliveriesToProto(ds)})
+	}
+	if req.Msg.RecordBatches {
+		send = func(ds []engine.Delivery) error {
+			return s.deliveries.encode(ds, func(bs []*ferryv1.DeliveryBatch) error {
+				return stream.Send(&ferryv1.ConsumeQueueResponse{Batches: bs})
+			})
+		}
+	}
 	return pump(ctx, s, c, 0, m.Receive,
-		func(d *engine.Delivery) (int, int) { return measureMessage(&d.Message) },
-		func(ds []engine.Delivery) error {
-			return stream.Send(&ferryv1.ConsumeQueueResponse{Deliveries: deliveriesToProto(ds)})
-		})
+		func(d *engine.Delivery) (int, int) { return measureMessage(&d.Message) }, send)
 }
 
 func (h consumers) ConsumeStream(ctx context.Context, req *connect.Request[ferryv1.ConsumeStreamRequest], stream *connect.ServerStream[ferryv1.ConsumeStreamResponse]) error {

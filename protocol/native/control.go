@@ -123,11 +123,20 @@ func (h consumers) Ack(ctx context.Context, req *connect.Request[ferryv1.AckRequ
 	if err := checkGrant(m.Grant); err != nil {
 		return nil, err
 	}
+	refs, err := deliveryRefs(m.Refs)
+	if err != nil {
+		return nil, err
+	}
 	q, err := h.s.queueMember(m.ConsumerId, m.Topic, m.Subscription)
 	if err != nil {
 		return nil, err
 	}
-	err = q.Ack(m.DeliveryIds...)
+	if len(m.DeliveryIds) > 0 || len(refs) == 0 {
+		err = q.Ack(m.DeliveryIds...)
+	}
+	if len(refs) > 0 {
+		err = errors.Join(err, q.AckRefs(refs...))
+	}
 	if gerr := h.s.grant(m.ConsumerId, m.Grant); gerr != nil && err == nil {
 		err = gerr
 	}

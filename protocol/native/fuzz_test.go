@@ -41,6 +41,8 @@ func FuzzUnary(f *testing.F) {
 	f.Add(uint8(6), false, []byte(`{"topic":"t","partition":99,"messages":[{"text":"x","deliverAt":"9999-12-31T23:59:59Z"}]}`))
 	f.Add(uint8(7), false, []byte(`{"topic":"t","subscription":"s","maxMessages":2147483647,"wait":"-1s"}`))
 	f.Add(uint8(9), false, []byte(`{"topic":"t","subscription":"s","deliveryIds":["0-0-1"],"delay":"315576000000s"}`))
+	f.Add(uint8(8), false, []byte(`{"topic":"t","subscription":"s","refs":[{"partition":0,"offsets":["1","2"],"counts":[1]}]}`))
+	f.Add(uint8(8), false, []byte(`{"topic":"t","subscription":"s","refs":[{"partition":-7,"offsets":["-1"],"counts":[0]}],"deliveryIds":["x"]}`))
 	f.Add(uint8(13), false, []byte(`{"topic":"t","partition":0,"offset":"-9223372036854775808","maxBytes":-1}`))
 	f.Add(uint8(6), true, []byte("\x0a\x01t\x1a\x03\x12\x01x"))
 	f.Add(uint8(0), true, []byte("\x0a\xff\xff\xff\xff\x0f"))

@@ -102,6 +102,8 @@ type Service struct {
 	// shared holds one queue member per subscription for Receive, the
 	// stream-less consumption of plain HTTP clients.
 	shared map[subKey]*engine.QueueMember
+
+	deliveries deliveryEncoders // ConsumeQueue's record batches
 }
 
 type subKey struct{ topic, sub string }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -202,4 +203,44 @@ func TestUvarintZigzagMatchesVarint(t *testing.T) {
 	}
 	check(nil)
 	check([]byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
+}
+
+// TestBuilderAddAt: records added at their own offsets keep them, gaps
+// included (the batch's base is the first offset and its last offset the
+// last record's); the batch verifies, and CheckDense, the log's rule,
+// refuses it. Reset starts the next batch at its own base.
+func TestBuilderAddAt(t *testing.T) {
+	var b Builder
+	offsets := []int64{1000, 1001, 1005, 1100, 70000}
+	for i, o := range offsets {
+		b.AddAt(Record{Offset: o, Timestamp: int64(2000 - i), Value: fmt.Appendf(nil, "v%d", o)})
+	}
+	batch := b.Build()
+	h, err := Verify(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.BaseOffset != 1000 || h.LastOffset() != 70000 || h.NumRecords != int32(len(offsets)) {
+		t.Fatalf("header: base %d, last %d, %d records", h.BaseOffset, h.LastOffset(), h.NumRecords)
+	}
+	var got []int64
+	err = Records(batch, Limits{}, func(r Record) error {
+		if string(r.Value) != fmt.Sprint("v", r.Offset) || r.Timestamp != int64(2000-len(got)) {
+			return fmt.Errorf("record at %d: %q, time %d", r.Offset, r.Value, r.Timestamp)
+		}
+		got = append(got, r.Offset)
+		return nil
+	})
+	if err != nil || !slices.Equal(got, offsets) {
+		t.Fatalf("offsets %v, want %v: %v", got, offsets, err)
+	}
+	if err := CheckDense(batch, Limits{}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("CheckDense of a batch with gaps = %v", err)
+	}
+	b.Reset()
+	b.AddAt(Record{Offset: 7, Value: []byte("x")})
+	h, err = Verify(b.Build())
+	if err != nil || h.BaseOffset != 7 || h.LastOffset() != 7 {
+		t.Fatalf("after Reset: base %d, last %d: %v", h.BaseOffset, h.LastOffset(), err)
+	}
 }

@@ -29,6 +29,8 @@ type Builder struct {
 	n        int32
 	first    int64
 	max      int64
+	base     int64 // the base offset (AddAt's first record's; 0 with Add)
+	last     int64 // the last record's offset delta
 	producer int64
 	epoch    int16
 	sequence int32
@@ -61,7 +63,21 @@ func (b *Builder) Size() int {
 
 // Add appends a record. Its Offset is ignored: records are numbered in the
 // order added.
-func (b *Builder) Add(r Record) {
+func (b *Builder) Add(r Record) { b.add(&r, int64(b.n)) }
+
+// AddAt appends a record at its own Offset: the first record's offset is
+// the batch's base offset and each record's delta is its offset less that.
+// Offsets must ascend, not necessarily densely. Such a batch is for the
+// wire (queue deliveries), never for the log, which wants dense offsets.
+// Do not mix with Add.
+func (b *Builder) AddAt(r Record) {
+	if b.n == 0 {
+		b.base = r.Offset
+	}
+	b.add(&r, r.Offset-b.base)
+}
+
+func (b *Builder) add(r *Record, delta int64) {
 	if b.n == 0 {
 		b.first, b.max = r.Timestamp, r.Timestamp
 		if len(b.buf) == 0 {
@@ -71,11 +87,11 @@ func (b *Builder) Add(r Record) {
 	if r.Timestamp > b.max {
 		b.max = r.Timestamp
 	}
-	body := recordBodySize(&r, r.Timestamp-b.first, int64(b.n))
+	body := recordBodySize(r, r.Timestamp-b.first, delta)
 	b.buf = binary.AppendVarint(b.buf, int64(body))
 	b.buf = append(b.buf, 0) // attributes
 	b.buf = binary.AppendVarint(b.buf, r.Timestamp-b.first)
-	b.buf = binary.AppendVarint(b.buf, int64(b.n))
+	b.buf = binary.AppendVarint(b.buf, delta)
 	b.buf = appendBytes(b.buf, r.Key)
 	b.buf = appendBytes(b.buf, r.Value)
 	b.buf = binary.AppendVarint(b.buf, int64(len(r.Headers)))
@@ -84,27 +100,25 @@ func (b *Builder) Add(r Record) {
 		b.buf = append(b.buf, h.Key...)
 		b.buf = appendBytes(b.buf, h.Value)
 	}
+	b.last = delta
 	b.n++
 }
 
-// Build returns the finished batch with base offset 0 and its CRC set. The
-// returned slice aliases the builder's buffer until Reset.
+// Build returns the finished batch with its CRC set and base offset 0 (for
+// AddAt, its first record's offset). The returned slice aliases the
+// builder's buffer until Reset.
 func (b *Builder) Build() []byte {
 	if b.n == 0 {
 		b.buf = append(b.buf[:0], make([]byte, HeaderSize)...)
 	}
 	out := b.buf
 	be := binary.BigEndian
-	be.PutUint64(out[offBaseOffset:], 0)
+	be.PutUint64(out[offBaseOffset:], uint64(b.base))
 	be.PutUint32(out[offLength:], uint32(len(out)-LogOverhead))
 	be.PutUint32(out[offLeaderEpoch:], 0)
 	out[offMagic] = Magic
 	be.PutUint16(out[offAttributes:], 0)
-	last := b.n - 1
-	if last < 0 {
-		last = 0
-	}
-	be.PutUint32(out[offLastDelta:], uint32(last))
+	be.PutUint32(out[offLastDelta:], uint32(b.last))
 	be.PutUint64(out[offBaseTime:], uint64(b.first))
 	be.PutUint64(out[offMaxTime:], uint64(b.max))
 	producer := int64(-1)

@@ -102,7 +102,10 @@ type ConsumeQueueRequest struct {
 	Subscription string                 `protobuf:"bytes,2,opt,name=subscription,proto3" json:"subscription,omitempty"`
 	// credit is how many deliveries the server may send before the client
 	// grants more: 1 up to the server's limit (default 10000).
-	Credit        int32 `protobuf:"varint,3,opt,name=credit,proto3" json:"credit,omitempty"`
+	Credit int32 `protobuf:"varint,3,opt,name=credit,proto3" json:"credit,omitempty"`
+	// record_batches asks for deliveries as DeliveryBatch (batches) rather
+	// than as Delivery (deliveries); a server without it sends deliveries.
+	RecordBatches bool `protobuf:"varint,4,opt,name=record_batches,json=recordBatches,proto3" json:"record_batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -158,11 +161,21 @@ func (x *ConsumeQueueRequest) GetCredit() int32 {
 	return 0
 }
 
+func (x *ConsumeQueueRequest) GetRecordBatches() bool {
+	if x != nil {
+		return x.RecordBatches
+	}
+	return false
+}
+
 type ConsumeQueueResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// consumer_id is set on the first response only.
-	ConsumerId    string      `protobuf:"bytes,1,opt,name=consumer_id,json=consumerId,proto3" json:"consumer_id,omitempty"`
-	Deliveries    []*Delivery `protobuf:"bytes,2,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	ConsumerId string      `protobuf:"bytes,1,opt,name=consumer_id,json=consumerId,proto3" json:"consumer_id,omitempty"`
+	Deliveries []*Delivery `protobuf:"bytes,2,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// batches, when the request asked for record_batches. Each record
+	// delivered spends one credit, as a delivery does.
+	Batches       []*DeliveryBatch `protobuf:"bytes,3,rep,name=batches,proto3" json:"batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -211,6 +224,165 @@ func (x *ConsumeQueueResponse) GetDeliveries() []*Delivery {
 	return nil
 }
 
+func (x *ConsumeQueueResponse) GetBatches() []*DeliveryBatch {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
+// DeliveryBatch carries queue deliveries of one partition in columns, for
+// consumers that decode Ferry's storage format themselves (the Go client
+// does) instead of one Delivery each. records is one record batch (Kafka's
+// magic-2 format, uncompressed, see docs/storage.md) holding the delivered
+// messages in delivery order, one record each; a record's offset (the
+// batch's base offset plus the record's offset delta) is the message's
+// offset. Offsets ascend but need not be dense: messages acknowledged
+// already, delayed or held back are not delivered. The reserved headers
+// "ferry-id" and "ferry-deliver-at" are as in RecordBatches. counts[i] is
+// the delivery count of the i-th record (Delivery.count), and the i-th
+// record's delivery id is "PARTITION-OFFSET-COUNT" in decimal, as
+// Delivery.id would be. Every delivery of a batch has the same deadline.
+type DeliveryBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Records       []byte                 `protobuf:"bytes,3,opt,name=records,proto3" json:"records,omitempty"`
+	Counts        []int32                `protobuf:"varint,4,rep,packed,name=counts,proto3" json:"counts,omitempty"`
+	Deadline      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryBatch) Reset() {
+	*x = DeliveryBatch{}
+	mi := &file_ferry_v1_consume_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryBatch) ProtoMessage() {}
+
+func (x *DeliveryBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_consume_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryBatch.ProtoReflect.Descriptor instead.
+func (*DeliveryBatch) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DeliveryBatch) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *DeliveryBatch) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeliveryBatch) GetRecords() []byte {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *DeliveryBatch) GetCounts() []int32 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *DeliveryBatch) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+// DeliveryRefs names queue deliveries of one partition by what their ids
+// say, in columns: for each i, the delivery "PARTITION-OFFSET-COUNT" with
+// offsets[i] and counts[i]. A cheaper form of delivery ids for clients
+// that acknowledge many at once.
+type DeliveryRefs struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offsets       []int64                `protobuf:"varint,2,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
+	Counts        []int32                `protobuf:"varint,3,rep,packed,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryRefs) Reset() {
+	*x = DeliveryRefs{}
+	mi := &file_ferry_v1_consume_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryRefs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryRefs) ProtoMessage() {}
+
+func (x *DeliveryRefs) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_consume_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryRefs.ProtoReflect.Descriptor instead.
+func (*DeliveryRefs) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DeliveryRefs) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeliveryRefs) GetOffsets() []int64 {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+func (x *DeliveryRefs) GetCounts() []int32 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
 type ConsumeStreamRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Topic        string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -229,7 +401,7 @@ type ConsumeStreamRequest struct {
 
 func (x *ConsumeStreamRequest) Reset() {
 	*x = ConsumeStreamRequest{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[3]
+	mi := &file_ferry_v1_consume_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +413,7 @@ func (x *ConsumeStreamRequest) String() string {
 func (*ConsumeStreamRequest) ProtoMessage() {}
 
 func (x *ConsumeStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[3]
+	mi := &file_ferry_v1_consume_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,7 +426,7 @@ func (x *ConsumeStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeStreamRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeStreamRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{3}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConsumeStreamRequest) GetTopic() string {
@@ -303,7 +475,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[4]
+	mi := &file_ferry_v1_consume_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +487,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[4]
+	mi := &file_ferry_v1_consume_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +500,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{4}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Assignment) GetGeneration() int64 {
@@ -362,7 +534,7 @@ type ConsumeStreamResponse struct {
 
 func (x *ConsumeStreamResponse) Reset() {
 	*x = ConsumeStreamResponse{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[5]
+	mi := &file_ferry_v1_consume_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +546,7 @@ func (x *ConsumeStreamResponse) String() string {
 func (*ConsumeStreamResponse) ProtoMessage() {}
 
 func (x *ConsumeStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[5]
+	mi := &file_ferry_v1_consume_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +559,7 @@ func (x *ConsumeStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeStreamResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeStreamResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{5}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConsumeStreamResponse) GetConsumerId() string {
@@ -442,7 +614,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[6]
+	mi := &file_ferry_v1_consume_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -454,7 +626,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[6]
+	mi := &file_ferry_v1_consume_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -467,7 +639,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{6}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubscribeRequest) GetPattern() string {
@@ -512,7 +684,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[7]
+	mi := &file_ferry_v1_consume_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -524,7 +696,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[7]
+	mi := &file_ferry_v1_consume_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -537,7 +709,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{7}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubscribeResponse) GetConsumerId() string {
@@ -571,7 +743,7 @@ type GrantRequest struct {
 
 func (x *GrantRequest) Reset() {
 	*x = GrantRequest{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[8]
+	mi := &file_ferry_v1_consume_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +755,7 @@ func (x *GrantRequest) String() string {
 func (*GrantRequest) ProtoMessage() {}
 
 func (x *GrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[8]
+	mi := &file_ferry_v1_consume_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +768,7 @@ func (x *GrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantRequest.ProtoReflect.Descriptor instead.
 func (*GrantRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{8}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GrantRequest) GetConsumerId() string {
@@ -623,7 +795,7 @@ type GrantResponse struct {
 
 func (x *GrantResponse) Reset() {
 	*x = GrantResponse{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[9]
+	mi := &file_ferry_v1_consume_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +807,7 @@ func (x *GrantResponse) String() string {
 func (*GrantResponse) ProtoMessage() {}
 
 func (x *GrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[9]
+	mi := &file_ferry_v1_consume_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +820,7 @@ func (x *GrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantResponse.ProtoReflect.Descriptor instead.
 func (*GrantResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{9}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GrantResponse) GetCredit() int32 {
@@ -667,14 +839,16 @@ type AckRequest struct {
 	Subscription string   `protobuf:"bytes,3,opt,name=subscription,proto3" json:"subscription,omitempty"`
 	DeliveryIds  []string `protobuf:"bytes,4,rep,name=delivery_ids,json=deliveryIds,proto3" json:"delivery_ids,omitempty"`
 	// grant adds credit, as Grant does, even when the acknowledgement fails.
-	Grant         int32 `protobuf:"varint,5,opt,name=grant,proto3" json:"grant,omitempty"`
+	Grant int32 `protobuf:"varint,5,opt,name=grant,proto3" json:"grant,omitempty"`
+	// refs names more deliveries to acknowledge, as delivery_ids does.
+	Refs          []*DeliveryRefs `protobuf:"bytes,6,rep,name=refs,proto3" json:"refs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[10]
+	mi := &file_ferry_v1_consume_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +860,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[10]
+	mi := &file_ferry_v1_consume_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +873,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{10}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AckRequest) GetConsumerId() string {
@@ -737,6 +911,13 @@ func (x *AckRequest) GetGrant() int32 {
 	return 0
 }
 
+func (x *AckRequest) GetRefs() []*DeliveryRefs {
+	if x != nil {
+		return x.Refs
+	}
+	return nil
+}
+
 type AckResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -745,7 +926,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[11]
+	mi := &file_ferry_v1_consume_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +938,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[11]
+	mi := &file_ferry_v1_consume_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +951,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{11}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{13}
 }
 
 type NackRequest struct {
@@ -789,7 +970,7 @@ type NackRequest struct {
 
 func (x *NackRequest) Reset() {
 	*x = NackRequest{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[12]
+	mi := &file_ferry_v1_consume_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +982,7 @@ func (x *NackRequest) String() string {
 func (*NackRequest) ProtoMessage() {}
 
 func (x *NackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[12]
+	mi := &file_ferry_v1_consume_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +995,7 @@ func (x *NackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NackRequest.ProtoReflect.Descriptor instead.
 func (*NackRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{12}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *NackRequest) GetConsumerId() string {
@@ -867,7 +1048,7 @@ type NackResponse struct {
 
 func (x *NackResponse) Reset() {
 	*x = NackResponse{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[13]
+	mi := &file_ferry_v1_consume_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +1060,7 @@ func (x *NackResponse) String() string {
 func (*NackResponse) ProtoMessage() {}
 
 func (x *NackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[13]
+	mi := &file_ferry_v1_consume_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +1073,7 @@ func (x *NackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NackResponse.ProtoReflect.Descriptor instead.
 func (*NackResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{13}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{15}
 }
 
 type ExtendRequest struct {
@@ -910,7 +1091,7 @@ type ExtendRequest struct {
 
 func (x *ExtendRequest) Reset() {
 	*x = ExtendRequest{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[14]
+	mi := &file_ferry_v1_consume_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1103,7 @@ func (x *ExtendRequest) String() string {
 func (*ExtendRequest) ProtoMessage() {}
 
 func (x *ExtendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[14]
+	mi := &file_ferry_v1_consume_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1116,7 @@ func (x *ExtendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendRequest.ProtoReflect.Descriptor instead.
 func (*ExtendRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{14}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ExtendRequest) GetConsumerId() string {
@@ -983,7 +1164,7 @@ type ExtendResponse struct {
 
 func (x *ExtendResponse) Reset() {
 	*x = ExtendResponse{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[15]
+	mi := &file_ferry_v1_consume_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1176,7 @@ func (x *ExtendResponse) String() string {
 func (*ExtendResponse) ProtoMessage() {}
 
 func (x *ExtendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[15]
+	mi := &file_ferry_v1_consume_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1189,7 @@ func (x *ExtendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendResponse.ProtoReflect.Descriptor instead.
 func (*ExtendResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{15}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ExtendResponse) GetDeadlines() []*timestamppb.Timestamp {
@@ -1031,7 +1212,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[16]
+	mi := &file_ferry_v1_consume_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1224,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[16]
+	mi := &file_ferry_v1_consume_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1237,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{16}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CommitRequest) GetConsumerId() string {
@@ -1088,7 +1269,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[17]
+	mi := &file_ferry_v1_consume_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1281,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[17]
+	mi := &file_ferry_v1_consume_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1294,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{17}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{19}
 }
 
 type ReceiveRequest struct {
@@ -1131,7 +1312,7 @@ type ReceiveRequest struct {
 
 func (x *ReceiveRequest) Reset() {
 	*x = ReceiveRequest{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[18]
+	mi := &file_ferry_v1_consume_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1324,7 @@ func (x *ReceiveRequest) String() string {
 func (*ReceiveRequest) ProtoMessage() {}
 
 func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[18]
+	mi := &file_ferry_v1_consume_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1337,7 @@ func (x *ReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{18}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReceiveRequest) GetTopic() string {
@@ -1196,7 +1377,7 @@ type ReceiveResponse struct {
 
 func (x *ReceiveResponse) Reset() {
 	*x = ReceiveResponse{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[19]
+	mi := &file_ferry_v1_consume_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1389,7 @@ func (x *ReceiveResponse) String() string {
 func (*ReceiveResponse) ProtoMessage() {}
 
 func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[19]
+	mi := &file_ferry_v1_consume_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1402,7 @@ func (x *ReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{19}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReceiveResponse) GetDeliveries() []*Delivery {
@@ -1261,7 +1442,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[20]
+	mi := &file_ferry_v1_consume_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1454,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[20]
+	mi := &file_ferry_v1_consume_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1467,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{20}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReadRequest) GetTopic() string {
@@ -1423,7 +1604,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_ferry_v1_consume_proto_msgTypes[21]
+	mi := &file_ferry_v1_consume_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1616,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ferry_v1_consume_proto_msgTypes[21]
+	mi := &file_ferry_v1_consume_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1629,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{21}
+	return file_ferry_v1_consume_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReadResponse) GetMessages() []*Message {
@@ -1495,17 +1676,29 @@ const file_ferry_v1_consume_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\amessage\x18\x02 \x01(\v2\x11.ferry.v1.MessageR\amessage\x12\x14\n" +
 	"\x05count\x18\x03 \x01(\x05R\x05count\x126\n" +
-	"\bdeadline\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\"g\n" +
+	"\bdeadline\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\"\x8e\x01\n" +
 	"\x13ConsumeQueueRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x12\x16\n" +
-	"\x06credit\x18\x03 \x01(\x05R\x06credit\"k\n" +
+	"\x06credit\x18\x03 \x01(\x05R\x06credit\x12%\n" +
+	"\x0erecord_batches\x18\x04 \x01(\bR\rrecordBatches\"\x9e\x01\n" +
 	"\x14ConsumeQueueResponse\x12\x1f\n" +
 	"\vconsumer_id\x18\x01 \x01(\tR\n" +
 	"consumerId\x122\n" +
 	"\n" +
 	"deliveries\x18\x02 \x03(\v2\x12.ferry.v1.DeliveryR\n" +
-	"deliveries\"\xd3\x01\n" +
+	"deliveries\x121\n" +
+	"\abatches\x18\x03 \x03(\v2\x17.ferry.v1.DeliveryBatchR\abatches\"\xad\x01\n" +
+	"\rDeliveryBatch\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x18\n" +
+	"\arecords\x18\x03 \x01(\fR\arecords\x12\x16\n" +
+	"\x06counts\x18\x04 \x03(\x05R\x06counts\x126\n" +
+	"\bdeadline\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\"^\n" +
+	"\fDeliveryRefs\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x18\n" +
+	"\aoffsets\x18\x02 \x03(\x03R\aoffsets\x12\x16\n" +
+	"\x06counts\x18\x03 \x03(\x05R\x06counts\"\xd3\x01\n" +
 	"\x14ConsumeStreamRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x12\x16\n" +
@@ -1544,7 +1737,7 @@ const file_ferry_v1_consume_proto_rawDesc = "" +
 	"consumerId\x12\x16\n" +
 	"\x06credit\x18\x02 \x01(\x05R\x06credit\"'\n" +
 	"\rGrantResponse\x12\x16\n" +
-	"\x06credit\x18\x01 \x01(\x05R\x06credit\"\xa0\x01\n" +
+	"\x06credit\x18\x01 \x01(\x05R\x06credit\"\xcc\x01\n" +
 	"\n" +
 	"AckRequest\x12\x1f\n" +
 	"\vconsumer_id\x18\x01 \x01(\tR\n" +
@@ -1552,7 +1745,8 @@ const file_ferry_v1_consume_proto_rawDesc = "" +
 	"\x05topic\x18\x02 \x01(\tR\x05topic\x12\"\n" +
 	"\fsubscription\x18\x03 \x01(\tR\fsubscription\x12!\n" +
 	"\fdelivery_ids\x18\x04 \x03(\tR\vdeliveryIds\x12\x14\n" +
-	"\x05grant\x18\x05 \x01(\x05R\x05grant\"\r\n" +
+	"\x05grant\x18\x05 \x01(\x05R\x05grant\x12*\n" +
+	"\x04refs\x18\x06 \x03(\v2\x16.ferry.v1.DeliveryRefsR\x04refs\"\r\n" +
 	"\vAckResponse\"\xd2\x01\n" +
 	"\vNackRequest\x12\x1f\n" +
 	"\vconsumer_id\x18\x01 \x01(\tR\n" +
@@ -1635,81 +1829,86 @@ func file_ferry_v1_consume_proto_rawDescGZIP() []byte {
 	return file_ferry_v1_consume_proto_rawDescData
 }
 
-var file_ferry_v1_consume_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_ferry_v1_consume_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_ferry_v1_consume_proto_goTypes = []any{
 	(*Delivery)(nil),              // 0: ferry.v1.Delivery
 	(*ConsumeQueueRequest)(nil),   // 1: ferry.v1.ConsumeQueueRequest
 	(*ConsumeQueueResponse)(nil),  // 2: ferry.v1.ConsumeQueueResponse
-	(*ConsumeStreamRequest)(nil),  // 3: ferry.v1.ConsumeStreamRequest
-	(*Assignment)(nil),            // 4: ferry.v1.Assignment
-	(*ConsumeStreamResponse)(nil), // 5: ferry.v1.ConsumeStreamResponse
-	(*SubscribeRequest)(nil),      // 6: ferry.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),     // 7: ferry.v1.SubscribeResponse
-	(*GrantRequest)(nil),          // 8: ferry.v1.GrantRequest
-	(*GrantResponse)(nil),         // 9: ferry.v1.GrantResponse
-	(*AckRequest)(nil),            // 10: ferry.v1.AckRequest
-	(*AckResponse)(nil),           // 11: ferry.v1.AckResponse
-	(*NackRequest)(nil),           // 12: ferry.v1.NackRequest
-	(*NackResponse)(nil),          // 13: ferry.v1.NackResponse
-	(*ExtendRequest)(nil),         // 14: ferry.v1.ExtendRequest
-	(*ExtendResponse)(nil),        // 15: ferry.v1.ExtendResponse
-	(*CommitRequest)(nil),         // 16: ferry.v1.CommitRequest
-	(*CommitResponse)(nil),        // 17: ferry.v1.CommitResponse
-	(*ReceiveRequest)(nil),        // 18: ferry.v1.ReceiveRequest
-	(*ReceiveResponse)(nil),       // 19: ferry.v1.ReceiveResponse
-	(*ReadRequest)(nil),           // 20: ferry.v1.ReadRequest
-	(*ReadResponse)(nil),          // 21: ferry.v1.ReadResponse
-	nil,                           // 22: ferry.v1.CommitRequest.OffsetsEntry
-	(*Message)(nil),               // 23: ferry.v1.Message
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
-	(*RecordBatches)(nil),         // 26: ferry.v1.RecordBatches
+	(*DeliveryBatch)(nil),         // 3: ferry.v1.DeliveryBatch
+	(*DeliveryRefs)(nil),          // 4: ferry.v1.DeliveryRefs
+	(*ConsumeStreamRequest)(nil),  // 5: ferry.v1.ConsumeStreamRequest
+	(*Assignment)(nil),            // 6: ferry.v1.Assignment
+	(*ConsumeStreamResponse)(nil), // 7: ferry.v1.ConsumeStreamResponse
+	(*SubscribeRequest)(nil),      // 8: ferry.v1.SubscribeRequest
+	(*SubscribeResponse)(nil),     // 9: ferry.v1.SubscribeResponse
+	(*GrantRequest)(nil),          // 10: ferry.v1.GrantRequest
+	(*GrantResponse)(nil),         // 11: ferry.v1.GrantResponse
+	(*AckRequest)(nil),            // 12: ferry.v1.AckRequest
+	(*AckResponse)(nil),           // 13: ferry.v1.AckResponse
+	(*NackRequest)(nil),           // 14: ferry.v1.NackRequest
+	(*NackResponse)(nil),          // 15: ferry.v1.NackResponse
+	(*ExtendRequest)(nil),         // 16: ferry.v1.ExtendRequest
+	(*ExtendResponse)(nil),        // 17: ferry.v1.ExtendResponse
+	(*CommitRequest)(nil),         // 18: ferry.v1.CommitRequest
+	(*CommitResponse)(nil),        // 19: ferry.v1.CommitResponse
+	(*ReceiveRequest)(nil),        // 20: ferry.v1.ReceiveRequest
+	(*ReceiveResponse)(nil),       // 21: ferry.v1.ReceiveResponse
+	(*ReadRequest)(nil),           // 22: ferry.v1.ReadRequest
+	(*ReadResponse)(nil),          // 23: ferry.v1.ReadResponse
+	nil,                           // 24: ferry.v1.CommitRequest.OffsetsEntry
+	(*Message)(nil),               // 25: ferry.v1.Message
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
+	(*RecordBatches)(nil),         // 28: ferry.v1.RecordBatches
 }
 var file_ferry_v1_consume_proto_depIdxs = []int32{
-	23, // 0: ferry.v1.Delivery.message:type_name -> ferry.v1.Message
-	24, // 1: ferry.v1.Delivery.deadline:type_name -> google.protobuf.Timestamp
+	25, // 0: ferry.v1.Delivery.message:type_name -> ferry.v1.Message
+	26, // 1: ferry.v1.Delivery.deadline:type_name -> google.protobuf.Timestamp
 	0,  // 2: ferry.v1.ConsumeQueueResponse.deliveries:type_name -> ferry.v1.Delivery
-	25, // 3: ferry.v1.ConsumeStreamRequest.session_timeout:type_name -> google.protobuf.Duration
-	4,  // 4: ferry.v1.ConsumeStreamResponse.assignment:type_name -> ferry.v1.Assignment
-	23, // 5: ferry.v1.ConsumeStreamResponse.messages:type_name -> ferry.v1.Message
-	26, // 6: ferry.v1.ConsumeStreamResponse.batches:type_name -> ferry.v1.RecordBatches
-	23, // 7: ferry.v1.SubscribeResponse.messages:type_name -> ferry.v1.Message
-	26, // 8: ferry.v1.SubscribeResponse.batches:type_name -> ferry.v1.RecordBatches
-	25, // 9: ferry.v1.NackRequest.delay:type_name -> google.protobuf.Duration
-	25, // 10: ferry.v1.ExtendRequest.by:type_name -> google.protobuf.Duration
-	24, // 11: ferry.v1.ExtendResponse.deadlines:type_name -> google.protobuf.Timestamp
-	22, // 12: ferry.v1.CommitRequest.offsets:type_name -> ferry.v1.CommitRequest.OffsetsEntry
-	25, // 13: ferry.v1.ReceiveRequest.wait:type_name -> google.protobuf.Duration
-	0,  // 14: ferry.v1.ReceiveResponse.deliveries:type_name -> ferry.v1.Delivery
-	24, // 15: ferry.v1.ReadRequest.time:type_name -> google.protobuf.Timestamp
-	25, // 16: ferry.v1.ReadRequest.wait:type_name -> google.protobuf.Duration
-	23, // 17: ferry.v1.ReadResponse.messages:type_name -> ferry.v1.Message
-	26, // 18: ferry.v1.ReadResponse.batches:type_name -> ferry.v1.RecordBatches
-	1,  // 19: ferry.v1.ConsumeService.ConsumeQueue:input_type -> ferry.v1.ConsumeQueueRequest
-	3,  // 20: ferry.v1.ConsumeService.ConsumeStream:input_type -> ferry.v1.ConsumeStreamRequest
-	6,  // 21: ferry.v1.ConsumeService.Subscribe:input_type -> ferry.v1.SubscribeRequest
-	8,  // 22: ferry.v1.ConsumeService.Grant:input_type -> ferry.v1.GrantRequest
-	10, // 23: ferry.v1.ConsumeService.Ack:input_type -> ferry.v1.AckRequest
-	12, // 24: ferry.v1.ConsumeService.Nack:input_type -> ferry.v1.NackRequest
-	14, // 25: ferry.v1.ConsumeService.Extend:input_type -> ferry.v1.ExtendRequest
-	16, // 26: ferry.v1.ConsumeService.Commit:input_type -> ferry.v1.CommitRequest
-	18, // 27: ferry.v1.ConsumeService.Receive:input_type -> ferry.v1.ReceiveRequest
-	20, // 28: ferry.v1.ReadService.Read:input_type -> ferry.v1.ReadRequest
-	2,  // 29: ferry.v1.ConsumeService.ConsumeQueue:output_type -> ferry.v1.ConsumeQueueResponse
-	5,  // 30: ferry.v1.ConsumeService.ConsumeStream:output_type -> ferry.v1.ConsumeStreamResponse
-	7,  // 31: ferry.v1.ConsumeService.Subscribe:output_type -> ferry.v1.SubscribeResponse
-	9,  // 32: ferry.v1.ConsumeService.Grant:output_type -> ferry.v1.GrantResponse
-	11, // 33: ferry.v1.ConsumeService.Ack:output_type -> ferry.v1.AckResponse
-	13, // 34: ferry.v1.ConsumeService.Nack:output_type -> ferry.v1.NackResponse
-	15, // 35: ferry.v1.ConsumeService.Extend:output_type -> ferry.v1.ExtendResponse
-	17, // 36: ferry.v1.ConsumeService.Commit:output_type -> ferry.v1.CommitResponse
-	19, // 37: ferry.v1.ConsumeService.Receive:output_type -> ferry.v1.ReceiveResponse
-	21, // 38: ferry.v1.ReadService.Read:output_type -> ferry.v1.ReadResponse
-	29, // [29:39] is the sub-list for method output_type
-	19, // [19:29] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	3,  // 3: ferry.v1.ConsumeQueueResponse.batches:type_name -> ferry.v1.DeliveryBatch
+	26, // 4: ferry.v1.DeliveryBatch.deadline:type_name -> google.protobuf.Timestamp
+	27, // 5: ferry.v1.ConsumeStreamRequest.session_timeout:type_name -> google.protobuf.Duration
+	6,  // 6: ferry.v1.ConsumeStreamResponse.assignment:type_name -> ferry.v1.Assignment
+	25, // 7: ferry.v1.ConsumeStreamResponse.messages:type_name -> ferry.v1.Message
+	28, // 8: ferry.v1.ConsumeStreamResponse.batches:type_name -> ferry.v1.RecordBatches
+	25, // 9: ferry.v1.SubscribeResponse.messages:type_name -> ferry.v1.Message
+	28, // 10: ferry.v1.SubscribeResponse.batches:type_name -> ferry.v1.RecordBatches
+	4,  // 11: ferry.v1.AckRequest.refs:type_name -> ferry.v1.DeliveryRefs
+	27, // 12: ferry.v1.NackRequest.delay:type_name -> google.protobuf.Duration
+	27, // 13: ferry.v1.ExtendRequest.by:type_name -> google.protobuf.Duration
+	26, // 14: ferry.v1.ExtendResponse.deadlines:type_name -> google.protobuf.Timestamp
+	24, // 15: ferry.v1.CommitRequest.offsets:type_name -> ferry.v1.CommitRequest.OffsetsEntry
+	27, // 16: ferry.v1.ReceiveRequest.wait:type_name -> google.protobuf.Duration
+	0,  // 17: ferry.v1.ReceiveResponse.deliveries:type_name -> ferry.v1.Delivery
+	26, // 18: ferry.v1.ReadRequest.time:type_name -> google.protobuf.Timestamp
+	27, // 19: ferry.v1.ReadRequest.wait:type_name -> google.protobuf.Duration
+	25, // 20: ferry.v1.ReadResponse.messages:type_name -> ferry.v1.Message
+	28, // 21: ferry.v1.ReadResponse.batches:type_name -> ferry.v1.RecordBatches
+	1,  // 22: ferry.v1.ConsumeService.ConsumeQueue:input_type -> ferry.v1.ConsumeQueueRequest
+	5,  // 23: ferry.v1.ConsumeService.ConsumeStream:input_type -> ferry.v1.ConsumeStreamRequest
+	8,  // 24: ferry.v1.ConsumeService.Subscribe:input_type -> ferry.v1.SubscribeRequest
+	10, // 25: ferry.v1.ConsumeService.Grant:input_type -> ferry.v1.GrantRequest
+	12, // 26: ferry.v1.ConsumeService.Ack:input_type -> ferry.v1.AckRequest
+	14, // 27: ferry.v1.ConsumeService.Nack:input_type -> ferry.v1.NackRequest
+	16, // 28: ferry.v1.ConsumeService.Extend:input_type -> ferry.v1.ExtendRequest
+	18, // 29: ferry.v1.ConsumeService.Commit:input_type -> ferry.v1.CommitRequest
+	20, // 30: ferry.v1.ConsumeService.Receive:input_type -> ferry.v1.ReceiveRequest
+	22, // 31: ferry.v1.ReadService.Read:input_type -> ferry.v1.ReadRequest
+	2,  // 32: ferry.v1.ConsumeService.ConsumeQueue:output_type -> ferry.v1.ConsumeQueueResponse
+	7,  // 33: ferry.v1.ConsumeService.ConsumeStream:output_type -> ferry.v1.ConsumeStreamResponse
+	9,  // 34: ferry.v1.ConsumeService.Subscribe:output_type -> ferry.v1.SubscribeResponse
+	11, // 35: ferry.v1.ConsumeService.Grant:output_type -> ferry.v1.GrantResponse
+	13, // 36: ferry.v1.ConsumeService.Ack:output_type -> ferry.v1.AckResponse
+	15, // 37: ferry.v1.ConsumeService.Nack:output_type -> ferry.v1.NackResponse
+	17, // 38: ferry.v1.ConsumeService.Extend:output_type -> ferry.v1.ExtendResponse
+	19, // 39: ferry.v1.ConsumeService.Commit:output_type -> ferry.v1.CommitResponse
+	21, // 40: ferry.v1.ConsumeService.Receive:output_type -> ferry.v1.ReceiveResponse
+	23, // 41: ferry.v1.ReadService.Read:output_type -> ferry.v1.ReadResponse
+	32, // [32:42] is the sub-list for method output_type
+	22, // [22:32] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_consume_proto_init() }
@@ -1718,7 +1917,7 @@ func file_ferry_v1_consume_proto_init() {
 		return
 	}
 	file_ferry_v1_message_proto_init()
-	file_ferry_v1_consume_proto_msgTypes[20].OneofWrappers = []any{
+	file_ferry_v1_consume_proto_msgTypes[22].OneofWrappers = []any{
 		(*ReadRequest_Offset)(nil),
 		(*ReadRequest_Time)(nil),
 		(*ReadRequest_Earliest)(nil),
@@ -1730,7 +1929,7 @@ func file_ferry_v1_consume_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_consume_proto_rawDesc), len(file_ferry_v1_consume_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1,0 +1,114 @@
+package native
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	ferryv1 "github.com/ferrymq/ferry/api/ferry/v1"
+	"github.com/ferrymq/ferry/engine"
+	"github.com/ferrymq/ferry/storage/record"
+)
+
+// deliveryEncoder turns a take of queue deliveries into DeliveryBatch
+// columns: one record batch per run of one partition's deliveries, their
+// counts packed beside it. Its buffers are reused through a pool, so a
+// response costs no allocation per delivery and idle consumers hold no
+// buffers.
+type deliveryEncoder struct {
+	b     record.Builder
+	arena []byte
+}
+
+// deliveryEncoders pools deliveryEncoder; the Service owns one.
+type deliveryEncoders struct{ pool sync.Pool }
+
+// encode calls send with ds as DeliveryBatch columns. The batches alias
+// the encoder's buffers, which go back to the pool when send returns: send
+// must be done with them by then (a stream's Send encodes before it
+// returns).
+func (e *deliveryEncoders) encode(ds []engine.Delivery, send func([]*ferryv1.DeliveryBatch) error) error {
+	enc, _ := e.pool.Get().(*deliveryEncoder)
+	if enc == nil {
+		enc = &deliveryEncoder{}
+	}
+	defer e.pool.Put(enc)
+	enc.arena = enc.arena[:0]
+	var out []*ferryv1.DeliveryBatch
+	var cur *ferryv1.DeliveryBatch
+	var base, last int64
+	var deadline time.Time
+	for i := range ds {
+		d := &ds[i]
+		m := &d.Message
+		// A new batch when the partition or the deadline changes, or the
+		// offsets would not ascend within the int32 deltas a batch has.
+		if cur == nil || int(cur.Partition) != m.Partition || m.Offset <= last ||
+			m.Offset-base > math.MaxInt32 || !d.Deadline.Equal(deadline) {
+			if cur != nil {
+				cur.Records = enc.finish()
+			}
+			cur = &ferryv1.DeliveryBatch{Topic: m.Topic, Partition: int32(m.Partition), Deadline: ts(d.Deadline),
+				Counts: make([]int32, 0, runOf(ds[i:]))}
+			out = append(out, cur)
+			base, deadline = m.Offset, d.Deadline
+			enc.b.Reset()
+		}
+		enc.b.AddAt(m.Record())
+		cur.Counts = append(cur.Counts, int32(d.Count))
+		last = m.Offset
+	}
+	if cur != nil {
+		cur.Records = enc.finish()
+	}
+	// Keep buffers of ordinary responses only; a rare huge one is let go.
+	if cap(enc.arena) > 4*maxFrame {
+		enc.arena = nil
+	}
+	if enc.b.Size() > maxFrame {
+		enc.b = record.Builder{}
+	}
+	return send(out)
+}
+
+// finish appends the builder's batch to the arena and returns it. Should
+// the arena grow, batches finished before keep the old array, which stays
+// theirs.
+func (enc *deliveryEncoder) finish() []byte {
+	start := len(enc.arena)
+	enc.arena = append(enc.arena, enc.b.Build()...)
+	return enc.arena[start:len(enc.arena):len(enc.arena)]
+}
+
+// runOf is how many deliveries at the head of ds are of the first one's
+// partition: the most a batch starting there holds.
+func runOf(ds []engine.Delivery) int {
+	n := 1
+	for n < len(ds) && ds[n].Message.Partition == ds[0].Message.Partition {
+		n++
+	}
+	return n
+}
+
+// deliveryRefs converts an Ack's refs, or says which one is malformed
+// (columns of different lengths: InvalidArgument, nothing acknowledged).
+// Refs that name no delivery in flight are the engine's to report.
+func deliveryRefs(in []*ferryv1.DeliveryRefs) ([]engine.DeliveryRef, error) {
+	n := 0
+	for i, r := range in {
+		if len(r.Offsets) != len(r.Counts) {
+			return nil, invalid("refs[%d] has %d offsets and %d counts; they go in pairs", i, len(r.Offsets), len(r.Counts))
+		}
+		n += len(r.Offsets)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]engine.DeliveryRef, 0, n)
+	for _, r := range in {
+		for j, o := range r.Offsets {
+			out = append(out, engine.DeliveryRef{Partition: int(r.Partition), Offset: o, Count: int(r.Counts[j])})
+		}
+	}
+	return out, nil
+}
