@@ -91,7 +91,7 @@ func (m *Message) toRecord(now time.Time) record.Record {
 // messageFromRecord reads them back. For front doors that send messages as
 // record batches.
 func (m *Message) Record() record.Record {
-	r := m.toRecord(time.Now())
+	r := m.toRecord(m.Timestamp) // stored messages have their time
 	r.Offset = m.Offset
 	return r
 }
