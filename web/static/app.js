@@ -27,8 +27,23 @@ function el(tag, props, ...kids) {
   return e;
 }
 
-const num = (v) => Number(v || 0); // int64 fields come as strings
-const fmtInt = (n) => num(n).toLocaleString('en-US');
+// int64 fields come as strings. Offsets and counts derived from them are
+// kept as BigInt: a Number holds integers exactly only up to 2^53, and a
+// rounded offset would be shown wrong and read from the wrong place.
+const num = (v) => Number(v || 0); // for sizes and small counts
+const big = (v) => BigInt(v || 0);
+const sumBig = (list, f) => list.reduce((a, x) => a + big(f(x)), 0n);
+const fmtInt = (n) => (typeof n === 'number' ? n : big(n)).toLocaleString('en-US');
+
+// b64 encodes bytes for a protobuf JSON bytes field. btoa takes a string
+// of char codes; spreading a large array into String.fromCharCode would
+// overflow the stack, so it goes a chunk at a time.
+function b64(bytes) {
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}
+const b64text = (text) => b64(new TextEncoder().encode(text));
 
 function fmtBytes(n) {
   n = num(n);
@@ -123,6 +138,49 @@ async function listSubscriptions(topics) {
   return lists.flat();
 }
 
+// subscriptionLister lists every topic's subscriptions, for a page that
+// refreshes them. The API lists one topic's per call, so each refresh
+// would cost a call per topic; the lister lists a topic again only when
+// it may have changed: when its partitions' offsets or the /metrics
+// series of its subscriptions (backlog, in flight, members, deliveries,
+// acks, rebalances: what moves when anything shown moves) differ from
+// the last listing's, or that listing is older than maxAge ms. A quiet
+// topic then costs a call every maxAge, a busy one a call a refresh.
+// Without samples (no /metrics) every topic is listed. A topic deleted
+// between the calls has none; any other failure is thrown.
+function subscriptionLister(maxAge) {
+  const cache = new Map(); // topic name -> { sig, at, subs }
+  return async (topics, samples, force) => {
+    const now = performance.now();
+    const lists = await Promise.all(topics.map(async (t) => {
+      const sig = samples ? topicSignature(t, samples) : null;
+      const c = cache.get(t.name);
+      if (!force && c && sig !== null && c.sig === sig && now - c.at < maxAge) return c.subs;
+      let subs;
+      try {
+        subs = (await rpc('SubscriptionService', 'ListSubscriptions', { topic: t.name })).subscriptions || [];
+      } catch (e) {
+        if (e.code !== 'not_found') throw e;
+        subs = [];
+      }
+      cache.set(t.name, { sig, at: now, subs });
+      return subs;
+    }));
+    const names = new Set(topics.map((t) => t.name));
+    for (const name of cache.keys()) if (!names.has(name)) cache.delete(name);
+    return lists.flat();
+  };
+}
+
+// topicSignature is what a topic's listing depends on, as far as the
+// topic listing and /metrics tell.
+function topicSignature(t, samples) {
+  const parts = (t.partitions || []).map((p) => `${p.partition}:${p.startOffset}:${p.endOffset}`);
+  const series = samples.filter((m) => m.labels.topic === t.name && m.name.startsWith('ferry_subscription_'))
+    .map((m) => m.line);
+  return parts.concat(series.sort()).join('\n');
+}
+
 // metrics fetches /metrics and parses the Prometheus text format into
 // samples {name, labels, value}.
 async function metrics() {
@@ -135,7 +193,7 @@ async function metrics() {
     if (!m) continue;
     const labels = {};
     for (const l of (m[2] || '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
-    out.push({ name: m[1], labels, value: parseFloat(m[3]) });
+    out.push({ name: m[1], labels, value: parseFloat(m[3]), line });
   }
   return out;
 }
@@ -148,11 +206,20 @@ const main = document.getElementById('main');
 let leavePage = null; // stops the current page's timers
 
 // every runs fn now and then every ms while the page is shown; a failure
-// shows in the page's status line instead of stopping the timer.
+// shows in the page's status line instead of stopping the timer, and the
+// next success clears it (unless something else was shown since).
 function every(ms, fn, status) {
-  let stopped = false, timer = null;
+  let stopped = false, timer = null, shown = null;
   const tick = async () => {
-    try { await fn(); } catch (e) { if (status && !stopped) showError(status, e); }
+    try {
+      await fn();
+      if (status && shown !== null && status.className === 'error' && status.textContent === shown) {
+        status.className = ''; status.textContent = '';
+      }
+      shown = null;
+    } catch (e) {
+      if (status && !stopped) { showError(status, e); shown = status.textContent; }
+    }
     if (!stopped) timer = setTimeout(tick, ms);
   };
   tick();
@@ -245,18 +312,18 @@ function overviewPage() {
     set('stat-health', health);
     set('stat-topics', fmtInt(topics.length));
     set('stat-partitions', fmtInt(parts.length));
-    set('stat-messages', fmtInt(parts.reduce((a, p) => a + num(p.endOffset) - num(p.startOffset), 0)));
+    set('stat-messages', fmtInt(sumBig(parts, (p) => big(p.endOffset) - big(p.startOffset))));
     set('stat-storage', fmtBytes(parts.reduce((a, p) => a + num(p.bytes), 0)));
     set('stat-subscriptions', fmtInt(subs.length));
     set('stat-members', fmtInt(subs.reduce((a, s) => a + num(s.members), 0)));
-    set('stat-backlog', fmtInt(subs.reduce((a, s) => a + (s.partitions || []).reduce((b, p) => b + num(p.backlog), 0), 0)));
+    set('stat-backlog', fmtInt(sumBig(subs.flatMap((s) => s.partitions || []), (p) => p.backlog)));
     const subsOf = (name) => subs.filter((s) => s.topic === name).length;
     topicRows.replaceChildren(...(topics.length ? topics.map((t) => {
       const ps = t.partitions || [];
-      return el('tr', {},
+      return el('tr', { 'data-topic': t.name },
         el('td', {}, el('a', { href: '#/topics/' + encodeURIComponent(t.name), text: t.name })),
         el('td', { class: 'num', text: ps.length }),
-        el('td', { class: 'num', text: fmtInt(ps.reduce((a, p) => a + num(p.endOffset) - num(p.startOffset), 0)) }),
+        el('td', { class: 'num messages', text: fmtInt(sumBig(ps, (p) => big(p.endOffset) - big(p.startOffset))) }),
         el('td', { class: 'num', text: fmtBytes(ps.reduce((a, p) => a + num(p.bytes), 0)) }),
         el('td', { class: 'num', text: subsOf(t.name) }),
         el('td', { text: retentionText(t.config && t.config.retention) }));
@@ -370,7 +437,7 @@ function topicsPage() {
       el('td', {}, el('button', {
         class: 'danger', type: 'button', 'data-delete': t.name, text: 'Delete',
         onclick: async () => {
-          if (!await confirmAction(`Delete topic "${t.name}" with its ${fmtInt(ps.reduce((a, p) => a + num(p.endOffset) - num(p.startOffset), 0))} messages and its subscriptions? This cannot be undone.`, 'Delete topic')) return;
+          if (!await confirmAction(`Delete topic "${t.name}" with its ${fmtInt(sumBig(ps, (p) => big(p.endOffset) - big(p.startOffset)))} messages and its subscriptions? This cannot be undone.`, 'Delete topic')) return;
           try {
             await rpc('TopicService', 'DeleteTopic', { name: t.name });
             showNotice(status, `Deleted topic ${t.name}.`);
@@ -511,12 +578,13 @@ function messagesPage(topic) {
     } else { // last N: from N before the end, not before the start
       const t = await describe();
       const p = (t.partitions || []).find((q) => String(q.partition) === String(req.partition)) || {};
-      req.offset = String(Math.max(num(p.startOffset), num(p.endOffset) - req.maxMessages));
+      const from = big(p.endOffset) - BigInt(req.maxMessages);
+      req.offset = String(from > big(p.startOffset) ? from : big(p.startOffset));
     }
     const r = await rpc('ReadService', 'Read', req);
     shown = r.messages || [];
-    nextOffset = num(r.nextOffset);
-    more.disabled = nextOffset >= num(r.highWatermark);
+    nextOffset = big(r.nextOffset);
+    more.disabled = nextOffset >= big(r.highWatermark);
     draw();
     showNotice(status, `Partition ${req.partition}: ${shown.length} message${shown.length === 1 ? '' : 's'}, offsets ${fmtInt(r.startOffset)} … ${fmtInt(r.highWatermark)} stored.`);
   };
@@ -528,11 +596,11 @@ function messagesPage(topic) {
     ev.preventDefault();
     try {
       const msg = { text: pubValue.value };
-      if (pubKey.value) msg.key = btoa(String.fromCharCode(...new TextEncoder().encode(pubKey.value)));
+      if (pubKey.value) msg.key = b64text(pubKey.value);
       msg.headers = pubHeaders.value.split('\n').filter((l) => l.trim()).map((l) => {
         const i = l.indexOf(':');
         if (i < 1) throw new Error(`header "${l}" needs "name: value"`);
-        return { key: l.slice(0, i).trim(), value: btoa(String.fromCharCode(...new TextEncoder().encode(l.slice(i + 1).trim()))) };
+        return { key: l.slice(0, i).trim(), value: b64text(l.slice(i + 1).trim()) };
       });
       const req = { topic, messages: [msg] };
       if (pubPartition.value !== '') req.partition = parseInt(pubPartition.value, 10);
@@ -573,16 +641,17 @@ function subscriptionsPage() {
     el('label', {}, 'Topic', subTopic), el('label', {}, 'Name', subName), el('label', {}, 'Kind', subKind),
     el('label', {}, 'Start at', subStart), el('button', { class: 'primary', type: 'submit', text: 'Create subscription' }));
 
-  const refresh = async () => {
-    const topics = await listTopics();
-    const [subs, samples] = await Promise.all([listSubscriptions(topics), metrics().catch(() => [])]);
+  const listSubscriptions = subscriptionLister(30000);
+  const refresh = async (force) => {
+    const [topics, samples] = await Promise.all([listTopics(), metrics().catch(() => null)]);
+    const subs = await listSubscriptions(topics, samples, force === true);
     const names = topics.map((t) => t.name);
     if ([...subTopic.options].map((o) => o.value).join('\n') !== names.join('\n')) {
       const keep = subTopic.value;
       subTopic.replaceChildren(...names.map((n) => el('option', { value: n, text: n })));
       if (names.includes(keep)) subTopic.value = keep;
     }
-    const dead = (s) => samples.filter((m) => m.name === 'ferry_subscription_dead_letters_total' &&
+    const dead = (s) => (samples || []).filter((m) => m.name === 'ferry_subscription_dead_letters_total' &&
       m.labels.topic === s.topic && m.labels.subscription === s.name).reduce((a, m) => a + m.value, 0);
     rows.replaceChildren(...(subs.length ? subs.flatMap((s) => subRows(s, dead(s))) :
       [el('tr', {}, el('td', { colspan: 8, class: 'muted', text: 'No subscriptions yet.' }))]));
@@ -591,8 +660,8 @@ function subscriptionsPage() {
   const subRows = (s, deadLetters) => {
     const ps = s.partitions || [];
     const kind = kindName(s.config && s.config.kind);
-    const backlog = ps.reduce((a, p) => a + num(p.backlog), 0);
-    const inFlight = ps.reduce((a, p) => a + num(p.inFlight), 0);
+    const backlog = sumBig(ps, (p) => p.backlog);
+    const inFlight = sumBig(ps, (p) => p.inFlight);
     const id = `${s.topic}/${s.name}`;
     return [
       el('tr', { 'data-sub': id },
@@ -618,7 +687,7 @@ function subscriptionsPage() {
     try {
       await rpc('SubscriptionService', 'DeleteSubscription', { topic: s.topic, name: s.name });
       showNotice(status, `Deleted subscription ${s.name}.`);
-      await refresh();
+      await refresh(true);
     } catch (e) { showError(status, e); }
   };
 
@@ -649,7 +718,7 @@ function subscriptionsPage() {
       try {
         await rpc('SubscriptionService', 'SeekSubscription', req);
         showNotice(status, `Moved ${s.name} on ${which} to ${where}.`);
-        await refresh();
+        await refresh(true);
       } catch (e) { showError(status, e); }
     });
     seekCard.replaceChildren(el('h2', { text: `Seek ${s.topic} / ${s.name}` }), form);
@@ -663,7 +732,7 @@ function subscriptionsPage() {
         topic: subTopic.value, name: subName.value.trim(), config: { kind: subKind.value, startAt: subStart.value } });
       showNotice(status, `Created subscription ${subName.value.trim()} on ${subTopic.value}.`);
       subName.value = '';
-      await refresh();
+      await refresh(true);
     } catch (e) { showError(status, e); }
   });
 
