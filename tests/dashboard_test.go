@@ -192,12 +192,30 @@ func TestDashboard(t *testing.T) {
 		b.waitFor("topic count", `document.getElementById("stat-topics").textContent === "1"`)
 		b.waitFor("subscription count", `document.getElementById("stat-subscriptions").textContent === "2"`)
 		b.waitFor("health", `document.getElementById("stat-health").textContent === "ready"`)
-		// The rate chart moves when messages are published between two
-		// scrapes of /metrics.
-		// scrapes of /metrics (every 2 s): publish until the chart has a few
-		// points, so the screenshot shows a line.
+		// An ephemeral subscriber takes every message, so there are
+		// deliveries to time.
+		sctx, scancel := context.WithCancel(context.Background())
+		defer scancel()
+		sub := openStream(t, sctx, base, "ferry.v1.ConsumeService/Subscribe", map[string]any{"pattern": "orders", "credit": 10000})
+		if _, err := sub.next(); err != nil { // its consumer id
+			t.Fatalf("subscribe: %v", err)
+		}
+		go func() {
+			for {
+				if _, err := sub.next(); err != nil {
+					return
+				}
+			}
+		}()
+		// The rate chart and the latency panels move when messages are
+		// published and delivered between two scrapes of /metrics (every
+		// 2 s): publish until the charts have a few points, so the
+		// screenshot shows lines.
 		stop := make(chan struct{})
 		done := make(chan struct{})
+		var stopOnce sync.Once
+		stopPublishing := func() { stopOnce.Do(func() { close(stop) }); <-done }
+		defer stopPublishing() // also when the test fails first
 		go func() {
 			defer close(done)
 			for i := 0; ; i++ {
@@ -217,9 +235,15 @@ func TestDashboard(t *testing.T) {
 			}
 		}()
 		b.waitFor("publish rate", `parseFloat(document.getElementById("rate-published").textContent) > 0`)
+		b.waitFor("delivery rate", `parseFloat(document.getElementById("rate-delivered").textContent) > 0`)
 		b.waitFor("chart points", `Number(document.getElementById("rate-chart").dataset.points) >= 4`)
-		close(stop)
-		<-done
+		for _, l := range []string{"publish", "e2e", "fsync"} {
+			b.waitFor(l+" latency chart", fmt.Sprintf(`Number(document.getElementById("lat-%s-chart").dataset.points) >= 3`, l))
+			b.waitFor(l+" latency figures", fmt.Sprintf(`/^[0-9.]+ (ms|s)$/.test(document.getElementById("lat-%[1]s-p50").textContent) &&
+				/^[0-9.]+ (ms|s)$/.test(document.getElementById("lat-%[1]s-p99").textContent)`, l))
+		}
+		b.screenshot("overview")
+		stopPublishing()
 		// The stored count catches up at the next refresh (every 5 s).
 		end := 0
 		for _, tp := range mustCall(t, base, "ferry.v1.TopicService/DescribeTopic", map[string]any{"name": "orders"})["topic"].(map[string]any)["partitions"].([]any) {
@@ -227,8 +251,10 @@ func TestDashboard(t *testing.T) {
 			end += n
 		}
 		b.waitFor("messages stored", fmt.Sprintf(`document.getElementById("stat-messages").textContent.replace(/,/g, "") === %q`, strconv.FormatInt(int64(end), 10)))
+		// The subscriptions' numbers come from /metrics: neither
+		// subscription has consumed, so each has every message as backlog.
+		b.waitFor("backlog", fmt.Sprintf(`document.getElementById("stat-backlog").textContent.replace(/,/g, "") === %q`, strconv.FormatInt(int64(2*end), 10)))
 		b.noScriptErrors()
-		b.screenshot("overview")
 	})
 
 	t.Run("Topics", func(t *testing.T) {
@@ -352,6 +378,7 @@ func TestDashboard(t *testing.T) {
 		}
 		b.noScriptErrors()
 	})
+
 	// The pages that refresh on a timer clear the error of a failed refresh
 	// when the next one succeeds.
 	t.Run("PollErrorsClear", func(t *testing.T) {
@@ -477,5 +504,24 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("header %v stored", h["key"])
 		}
 		b.noScriptErrors()
+	})
+
+	// The latency figures are read from histogram buckets as Prometheus's
+	// histogram_quantile reads them.
+	t.Run("Quantiles", func(t *testing.T) {
+		b.t = t
+		got, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`JSON.stringify((() => {
+			const bs = [{ le: 0.001, count: 10 }, { le: 0.01, count: 20 }, { le: Infinity, count: 20 }];
+			const over = [{ le: 0.001, count: 0 }, { le: 10, count: 1 }, { le: Infinity, count: 4 }];
+			const r = (v) => +v.toPrecision(12); // 0.001 + 0.009 * 0.98 is 0.009820000000000002
+			return [r(quantile(0.5, bs)), r(quantile(0.99, bs)), quantile(0.99, over), quantile(0.5, [{ le: Infinity, count: 0 }]),
+				bucketDelta([{ le: 1, count: 5 }, { le: Infinity, count: 7 }], [{ le: 1, count: 2 }, { le: Infinity, count: 9 }])];
+		})())`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `[0.001,0.00982,10,null,[{"le":1,"count":3},{"le":null,"count":7}]]`; got != want {
+			t.Errorf("quantiles %s, want %s", got, want)
+		}
 	})
 }
