@@ -145,6 +145,7 @@ func pollEphemeral[T any](e *Ephemeral, limit int, collect collector[T], scratch
 			slots = append(slots, slot{name, p})
 		}
 	}
+	tell := takeTeller{b: b}
 	for i := 0; i < len(slots) && taken < limit; i++ {
 		s := slots[(e.rr+i)%len(slots)]
 		l := b.topics[s.topic].parts[s.p]
@@ -158,11 +159,13 @@ func pollEphemeral[T any](e *Ephemeral, limit int, collect collector[T], scratch
 		}
 		e.reads.saw(res.Data)
 		var n int
-		out, n, cur[s.p], err = collect(out, s.topic, s.p, cur[s.p], res.Data, limit-taken)
+		from := cur[s.p]
+		out, n, cur[s.p], err = collect(out, s.topic, s.p, from, res.Data, limit-taken)
 		taken += n
 		if err != nil {
 			return out, nil, fmt.Errorf("read %s/%d: %w", s.topic, s.p, err)
 		}
+		tell.tell(s.topic, "", KindEphemeral, res.Data, from, cur[s.p])
 	}
 	e.rr++
 	if e.changed == nil {

@@ -45,6 +45,26 @@ type DeliverHook interface {
 	OnDeliver(topic, subscription string, deliveries, redeliveries int)
 }
 
+// FetchHook is told of messages handed to the members of stream
+// subscriptions and to ephemeral subscribers (queue deliveries go to
+// DeliverHook): once per take and partition, with how many messages and
+// their share of the stored batches' bytes (see Ages for what a take is).
+// sub is "" and kind KindEphemeral for an ephemeral subscription. A
+// message fetched again (after a rebalance or a seek) counts again.
+// Reads without a subscription (Read, the Kafka door's fetches) are not
+// told.
+type FetchHook interface {
+	OnFetch(topic, sub string, kind SubscriptionKind, messages, bytes int)
+}
+
+// DeliveryLatencyHook is told how old delivered messages were when they
+// were handed to a consumer: once per take of a queue member, and once per
+// take and partition of a stream member or an ephemeral subscriber, never
+// once per message. ages is valid during the call only.
+type DeliveryLatencyHook interface {
+	OnDeliveryLatency(topic string, kind SubscriptionKind, ages Ages)
+}
+
 // AckHook is told of acknowledged and negatively acknowledged queue
 // deliveries.
 type AckHook interface {
@@ -61,6 +81,9 @@ type hooks struct {
 	rebalance  []RebalanceHook
 	deliver    []DeliverHook
 	ack        []AckHook
+
+	fetch           []FetchHook
+	deliveryLatency []DeliveryLatencyHook
 }
 
 func newHooks(hs []Hook) hooks {
@@ -86,6 +109,12 @@ func newHooks(hs []Hook) hooks {
 		}
 		if a, ok := x.(AckHook); ok {
 			h.ack = append(h.ack, a)
+		}
+		if f, ok := x.(FetchHook); ok {
+			h.fetch = append(h.fetch, f)
+		}
+		if l, ok := x.(DeliveryLatencyHook); ok {
+			h.deliveryLatency = append(h.deliveryLatency, l)
 		}
 	}
 	return h

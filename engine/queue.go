@@ -233,13 +233,16 @@ func (m *QueueMember) lock() (unlock func(), err error) {
 // or ctx ends. A member holds at most MaxInFlight unacknowledged deliveries;
 // at that limit Receive waits for an ack.
 func (m *QueueMember) Receive(ctx context.Context, max int) ([]Delivery, error) {
-	return waitFor(ctx, func() ([]Delivery, <-chan struct{}, error) { return m.poll(max) })
+	ds, err := waitFor(ctx, func() ([]Delivery, <-chan struct{}, error) { return m.poll(max) })
+	m.s.tellDeliveries(ds)
+	return ds, err
 }
 
 // Poll is Receive without waiting: it returns what is deliverable now,
 // possibly nothing.
 func (m *QueueMember) Poll(max int) ([]Delivery, error) {
 	out, _, err := m.poll(max)
+	m.s.tellDeliveries(out)
 	return out, err
 }
 

@@ -299,6 +299,7 @@ func fetchStream[T any](m *StreamMember, limit int, collect collector[T], scratc
 	s := m.s
 	var out []T
 	taken := 0
+	tell := takeTeller{b: s.b}
 	for p, pos := range m.position {
 		if taken >= limit || s.group.owner[p] != m.id {
 			continue
@@ -320,6 +321,7 @@ func fetchStream[T any](m *StreamMember, limit int, collect collector[T], scratc
 		if err != nil {
 			return out, nil, fmt.Errorf("read %s/%d at %d: %w", s.rec.Topic, p, pos, err)
 		}
+		tell.tell(s.rec.Topic, s.rec.Name, KindStream, res.Data, pos, m.position[p])
 	}
 	if s.changed == nil {
 		s.changed = make(chan struct{})

@@ -2,7 +2,7 @@
 // series, on a registry it is given (never the global one).
 //
 // Counters (messages published, deliveries, acks, ...) and histograms
-// (publish and fsync latency) are fed by engine hooks: a *Hooks is passed
+// (publish, end-to-end and fsync latency) are fed by engine hooks: a *Hooks is passed
 // to engine.Open in Options.Hooks, then follows the broker's topics and
 // subscriptions (Hooks.Follow). Gauges
 // (backlog, storage bytes, offsets, disk free, ...) are read from the

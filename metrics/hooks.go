@@ -14,23 +14,29 @@ import (
 
 // Hooks counts engine events. It implements engine.PublishHook,
 // engine.PublishLatencyHook, engine.FsyncHook, engine.DeliverHook,
-// engine.AckHook, engine.DeadLetterHook and engine.RebalanceHook; hand it to engine.Open in Options.Hooks, and give
-// it to NewCollector so its series follow the broker's topics and
-// subscriptions (made at 0 when they are created, dropped when they are
-// deleted).
+// engine.FetchHook, engine.DeliveryLatencyHook, engine.AckHook,
+// engine.DeadLetterHook and engine.RebalanceHook; hand it to engine.Open
+// in Options.Hooks, and call Follow so its series follow the broker's
+// topics and subscriptions (made at 0 when they are created, dropped when
+// they are deleted).
 //
-// Labels are the topic, partition and subscription: their number is set by
-// the operator's configuration, never by traffic or clients.
+// Labels are the topic, partition, subscription and subscription kind:
+// their number is set by the operator's configuration, never by traffic
+// or clients.
 type Hooks struct {
 	publishedMessages *prometheus.CounterVec
 	publishedBytes    *prometheus.CounterVec
 	deliveries        *prometheus.CounterVec
+	deliveredBytes    *prometheus.CounterVec
+	ephemeralMessages *prometheus.CounterVec
+	ephemeralBytes    *prometheus.CounterVec
 	redeliveries      *prometheus.CounterVec
 	acks              *prometheus.CounterVec
 	nacks             *prometheus.CounterVec
 	deadLetters       *prometheus.CounterVec
 	rebalances        *prometheus.CounterVec
 	publishLatency    *prometheus.HistogramVec
+	endToEnd          *ageHistogramVec
 	fsyncLatency      prometheus.Histogram
 	fsyncErrors       prometheus.Counter
 
@@ -38,13 +44,15 @@ type Hooks struct {
 }
 
 var (
-	_ engine.PublishHook        = (*Hooks)(nil)
-	_ engine.PublishLatencyHook = (*Hooks)(nil)
-	_ engine.FsyncHook          = (*Hooks)(nil)
-	_ engine.DeliverHook        = (*Hooks)(nil)
-	_ engine.AckHook            = (*Hooks)(nil)
-	_ engine.DeadLetterHook     = (*Hooks)(nil)
-	_ engine.RebalanceHook      = (*Hooks)(nil)
+	_ engine.PublishHook         = (*Hooks)(nil)
+	_ engine.PublishLatencyHook  = (*Hooks)(nil)
+	_ engine.FsyncHook           = (*Hooks)(nil)
+	_ engine.DeliverHook         = (*Hooks)(nil)
+	_ engine.FetchHook           = (*Hooks)(nil)
+	_ engine.DeliveryLatencyHook = (*Hooks)(nil)
+	_ engine.AckHook             = (*Hooks)(nil)
+	_ engine.DeadLetterHook      = (*Hooks)(nil)
+	_ engine.RebalanceHook       = (*Hooks)(nil)
 )
 
 // latencyBuckets are the classic buckets of the latency histograms, for
@@ -52,6 +60,11 @@ var (
 // a millisecond) to a stalled one. Native histograms (exponential buckets,
 // about 10% wide) are exported too, to scrapers that ask for protobuf.
 var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10}
+
+// endToEndBuckets are the classic buckets of the end-to-end latency: from
+// a millisecond (the precision of message timestamps) to an hour, as a
+// message may wait long for a consumer.
+var endToEndBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600}
 
 func histogramOpts(name, help string) prometheus.HistogramOpts {
 	return prometheus.HistogramOpts{
@@ -76,7 +89,16 @@ func NewHooks(reg prometheus.Registerer) *Hooks {
 		publishedBytes: counter("published_bytes_total",
 			"Bytes stored in a topic partition, as encoded record batches.", "topic", "partition"),
 		deliveries: counter("subscription_deliveries_total",
-			"Messages handed to members of a queue subscription, redeliveries included.", "topic", "subscription"),
+			"Messages handed to members of a subscription: queue deliveries, redeliveries included, "+
+				"and messages fetched by stream members (native consumers), fetched again after a rebalance or seek included.",
+			"topic", "subscription"),
+		deliveredBytes: counter("subscription_delivered_bytes_total",
+			"Bytes of the messages fetched by members of a stream subscription (native consumers), "+
+				"as stored: their share of their record batches.", "topic", "subscription"),
+		ephemeralMessages: counter("ephemeral_deliveries_total",
+			"Messages of a topic handed to ephemeral subscribers, each subscriber's copy counted.", "topic"),
+		ephemeralBytes: counter("ephemeral_delivered_bytes_total",
+			"Bytes of the messages of a topic handed to ephemeral subscribers, as stored: their share of their record batches.", "topic"),
 		redeliveries: counter("subscription_redeliveries_total",
 			"Deliveries of a queue subscription that were not a message's first.", "topic", "subscription"),
 		acks: counter("subscription_acks_total",
@@ -90,6 +112,10 @@ func NewHooks(reg prometheus.Registerer) *Hooks {
 		publishLatency: prometheus.NewHistogramVec(histogramOpts("publish_duration_seconds",
 			"Seconds from a publish call to its messages being durable under the topic's fsync policy "+
 				"(when the client is answered), successful publishes only."), []string{"topic"}),
+		endToEnd: newAgeHistogramVec(prometheus.NewDesc(prometheus.BuildFQName(namespace, "", "end_to_end_latency_seconds"),
+			"Seconds from a message's timestamp (its publish time, by the publisher's clock if it set it; "+
+				"0 when negative) to its delivery to a consumer, by the subscription kind (queue, stream, ephemeral).",
+			[]string{"topic", "kind"}, nil), endToEndBuckets),
 		fsyncLatency: prometheus.NewHistogram(histogramOpts("fsync_duration_seconds",
 			"Seconds each fsync of partitions' appended data took (one covers every publish waiting on it).")),
 		fsyncErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "fsync_errors_total",
@@ -112,7 +138,10 @@ func (h *Hooks) collectors() []prometheus.Collector {
 	for _, v := range append(h.topicVecs(), h.subscriptionVecs()...) {
 		cs = append(cs, v)
 	}
-	return append(cs, h.publishLatency, h.fsyncLatency, h.fsyncErrors)
+	for _, v := range h.ephemeralVecs() {
+		cs = append(cs, v)
+	}
+	return append(cs, h.publishLatency, h.endToEnd, h.fsyncLatency, h.fsyncErrors)
 }
 
 // Describe implements prometheus.Collector.
@@ -154,6 +183,9 @@ func (h *Hooks) follow(src Source) {
 		}
 		liveTopics[t.Name] = true
 		h.publishLatency.WithLabelValues(t.Name)
+		for _, v := range h.ephemeralVecs() {
+			v.WithLabelValues(t.Name)
+		}
 		for _, p := range t.Partitions {
 			ps := strconv.Itoa(p.Partition)
 			for _, v := range h.topicVecs() {
@@ -171,11 +203,12 @@ func (h *Hooks) follow(src Source) {
 			case engine.KindQueue:
 				vecs = h.queueVecs()
 			case engine.KindStream:
-				vecs = []*prometheus.CounterVec{h.rebalances}
+				vecs = h.streamVecs()
 			}
 			for _, v := range vecs {
 				v.WithLabelValues(t.Name, s.Name)
 			}
+			h.endToEnd.get(t.Name, string(s.Config.Kind))
 		}
 	}
 	for t := range hadTopics {
@@ -184,6 +217,10 @@ func (h *Hooks) follow(src Source) {
 				v.DeletePartialMatch(prometheus.Labels{"topic": t})
 			}
 			h.publishLatency.DeleteLabelValues(t)
+			for _, v := range h.ephemeralVecs() {
+				v.DeleteLabelValues(t)
+			}
+			h.endToEnd.deleteTopic(t)
 		}
 	}
 	for s := range hadSubs {
@@ -222,6 +259,26 @@ func (h *Hooks) OnDeliver(topic, subscription string, deliveries, redeliveries i
 	h.redeliveries.WithLabelValues(topic, subscription).Add(float64(redeliveries))
 }
 
+// OnFetch implements engine.FetchHook.
+func (h *Hooks) OnFetch(topic, sub string, kind engine.SubscriptionKind, messages, bytes int) {
+	if kind == engine.KindEphemeral {
+		h.ephemeralMessages.WithLabelValues(topic).Add(float64(messages))
+		h.ephemeralBytes.WithLabelValues(topic).Add(float64(bytes))
+		return
+	}
+	h.deliveries.WithLabelValues(topic, sub).Add(float64(messages))
+	h.deliveredBytes.WithLabelValues(topic, sub).Add(float64(bytes))
+}
+
+// OnDeliveryLatency implements engine.DeliveryLatencyHook: one lock and
+// one observation per age of the take, not per message.
+func (h *Hooks) OnDeliveryLatency(topic string, kind engine.SubscriptionKind, ages engine.Ages) {
+	hist := h.endToEnd.get(topic, string(kind))
+	hist.mu.Lock()
+	defer hist.mu.Unlock()
+	ages.Each(func(age time.Duration, n int) { hist.observeLocked(age.Seconds(), uint64(n)) })
+}
+
 // OnAck implements engine.AckHook.
 func (h *Hooks) OnAck(topic, subscription string, acked int) {
 	h.acks.WithLabelValues(topic, subscription).Add(float64(acked))
@@ -250,8 +307,16 @@ func (h *Hooks) queueVecs() []*prometheus.CounterVec {
 	return []*prometheus.CounterVec{h.deliveries, h.redeliveries, h.acks, h.nacks, h.deadLetters}
 }
 
+func (h *Hooks) streamVecs() []*prometheus.CounterVec {
+	return []*prometheus.CounterVec{h.deliveries, h.deliveredBytes, h.rebalances}
+}
+
 func (h *Hooks) subscriptionVecs() []*prometheus.CounterVec {
-	return append(h.queueVecs(), h.rebalances)
+	return append(h.queueVecs(), h.deliveredBytes, h.rebalances)
+}
+
+func (h *Hooks) ephemeralVecs() []*prometheus.CounterVec {
+	return []*prometheus.CounterVec{h.ephemeralMessages, h.ephemeralBytes}
 }
 
 // seen lists the topics and subscriptions that have series now.
@@ -274,7 +339,10 @@ func (h *Hooks) seen() (topics map[string]bool, subs map[[2]string]bool) {
 			}
 		}
 	}
-	read(h.topicVecs(), func(ls map[string]string) { topics[ls["topic"]] = true })
+	read(append(h.topicVecs(), h.ephemeralVecs()...), func(ls map[string]string) { topics[ls["topic"]] = true })
+	for t := range h.endToEnd.topics() {
+		topics[t] = true
+	}
 	read(h.subscriptionVecs(), func(ls map[string]string) { subs[[2]string{ls["topic"], ls["subscription"]}] = true })
 	return topics, subs
 }

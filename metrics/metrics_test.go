@@ -2,7 +2,9 @@ package metrics_test
 
 import (
 	"context"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -248,40 +250,67 @@ func TestSeriesFollowConventions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	have := map[string]bool{}
+	have := map[string]documented{}
 	for _, mf := range mfs {
 		if !strings.HasPrefix(mf.GetName(), "ferry_") {
 			t.Errorf("series %s lacks the ferry_ prefix", mf.GetName())
 		}
-		have[mf.GetName()] = true
+		labels := map[string]bool{}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = true
+			}
+		}
+		have[mf.GetName()] = documented{strings.ToLower(mf.GetType().String()), strings.Join(slices.Sorted(maps.Keys(labels)), ", ")}
 	}
-	documented := documentedSeries(t)
-	for name := range have {
-		if !documented[name] {
+	docs := documentedSeries(t)
+	for name, got := range have {
+		doc, ok := docs[name]
+		switch {
+		case !ok:
 			t.Errorf("%s is exported but not in docs/operations.md", name)
+		case doc != got:
+			t.Errorf("%s is exported as a %s with labels [%s]; docs/operations.md says a %s with labels [%s]",
+				name, got.kind, got.labels, doc.kind, doc.labels)
 		}
 	}
-	for name := range documented {
-		if !have[name] {
+	for name := range docs {
+		if _, ok := have[name]; !ok {
 			t.Errorf("docs/operations.md lists %s, which is not exported", name)
 		}
 	}
 }
 
+// documented is a series' type and labels (sorted, comma-separated).
+type documented struct{ kind, labels string }
+
 // documentedSeries reads the series tables of docs/operations.md: rows
-// starting "| `ferry_...` |".
-func documentedSeries(t *testing.T) map[string]bool {
+// "| `ferry_...` | type | labels | meaning |".
+func documentedSeries(t *testing.T) map[string]documented {
 	t.Helper()
 	doc, err := os.ReadFile("../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]bool{}
+	out := map[string]documented{}
 	for _, line := range strings.Split(string(doc), "\n") {
-		if rest, ok := strings.CutPrefix(line, "| `ferry_"); ok {
-			name, _, _ := strings.Cut(rest, "`")
-			out["ferry_"+name] = true
+		if !strings.HasPrefix(line, "| `ferry_") {
+			continue
 		}
+		cells := strings.Split(line, "|")
+		if len(cells) < 5 {
+			t.Errorf("docs/operations.md: short row %q", line)
+			continue
+		}
+		name := strings.Trim(strings.TrimSpace(cells[1]), "`")
+		var labels []string
+		for _, l := range strings.Split(cells[3], ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				labels = append(labels, l)
+			}
+		}
+		slices.Sort(labels)
+		out[name] = documented{strings.TrimSpace(cells[2]), strings.Join(labels, ", ")}
 	}
 	if len(out) == 0 {
 		t.Fatal("no series rows found in docs/operations.md")

@@ -192,12 +192,30 @@ func TestDashboard(t *testing.T) {
 		b.waitFor("topic count", `document.getElementById("stat-topics").textContent === "1"`)
 		b.waitFor("subscription count", `document.getElementById("stat-subscriptions").textContent === "2"`)
 		b.waitFor("health", `document.getElementById("stat-health").textContent === "ready"`)
-		// The rate chart moves when messages are published between two
-		// scrapes of /metrics.
-		// scrapes of /metrics (every 2 s): publish until the chart has a few
-		// points, so the screenshot shows a line.
+		// An ephemeral subscriber takes every message, so there are
+		// deliveries to time.
+		sctx, scancel := context.WithCancel(context.Background())
+		defer scancel()
+		sub := openStream(t, sctx, base, "ferry.v1.ConsumeService/Subscribe", map[string]any{"pattern": "orders", "credit": 10000})
+		if _, err := sub.next(); err != nil { // its consumer id
+			t.Fatalf("subscribe: %v", err)
+		}
+		go func() {
+			for {
+				if _, err := sub.next(); err != nil {
+					return
+				}
+			}
+		}()
+		// The rate chart and the latency panels move when messages are
+		// published and delivered between two scrapes of /metrics (every
+		// 2 s): publish until the charts have a few points, so the
+		// screenshot shows lines.
 		stop := make(chan struct{})
 		done := make(chan struct{})
+		var stopOnce sync.Once
+		stopPublishing := func() { stopOnce.Do(func() { close(stop) }); <-done }
+		defer stopPublishing() // also when the test fails first
 		go func() {
 			defer close(done)
 			for i := 0; ; i++ {
@@ -217,9 +235,15 @@ func TestDashboard(t *testing.T) {
 			}
 		}()
 		b.waitFor("publish rate", `parseFloat(document.getElementById("rate-published").textContent) > 0`)
+		b.waitFor("delivery rate", `parseFloat(document.getElementById("rate-delivered").textContent) > 0`)
 		b.waitFor("chart points", `Number(document.getElementById("rate-chart").dataset.points) >= 4`)
-		close(stop)
-		<-done
+		for _, l := range []string{"publish", "e2e", "fsync"} {
+			b.waitFor(l+" latency chart", fmt.Sprintf(`Number(document.getElementById("lat-%s-chart").dataset.points) >= 3`, l))
+			b.waitFor(l+" latency figures", fmt.Sprintf(`/^[0-9.]+ (ms|s)$/.test(document.getElementById("lat-%[1]s-p50").textContent) &&
+				/^[0-9.]+ (ms|s)$/.test(document.getElementById("lat-%[1]s-p99").textContent)`, l))
+		}
+		b.screenshot("overview")
+		stopPublishing()
 		// The stored count catches up at the next refresh (every 5 s).
 		end := 0
 		for _, tp := range mustCall(t, base, "ferry.v1.TopicService/DescribeTopic", map[string]any{"name": "orders"})["topic"].(map[string]any)["partitions"].([]any) {
@@ -227,8 +251,10 @@ func TestDashboard(t *testing.T) {
 			end += n
 		}
 		b.waitFor("messages stored", fmt.Sprintf(`document.getElementById("stat-messages").textContent.replace(/,/g, "") === %q`, strconv.FormatInt(int64(end), 10)))
+		// The subscriptions' numbers come from /metrics: neither
+		// subscription has consumed, so each has every message as backlog.
+		b.waitFor("backlog", fmt.Sprintf(`document.getElementById("stat-backlog").textContent.replace(/,/g, "") === %q`, strconv.FormatInt(int64(2*end), 10)))
 		b.noScriptErrors()
-		b.screenshot("overview")
 	})
 
 	t.Run("Topics", func(t *testing.T) {
@@ -351,5 +377,151 @@ func TestDashboard(t *testing.T) {
 			}
 		}
 		b.noScriptErrors()
+	})
+
+	// The pages that refresh on a timer clear the error of a failed refresh
+	// when the next one succeeds.
+	t.Run("PollErrorsClear", func(t *testing.T) {
+		b.t = t
+		b.do("load", chromedp.Navigate(base+"/#/topics"), chromedp.WaitVisible(chromedp.CSS(`tr[data-topic="orders"]`)))
+		b.do("fail listings", chromedp.Evaluate[chromedp.Void](`(() => {
+			const real = window.fetch;
+			window.failListings = 0;
+			window.listings = 0;
+			window.fetch = (url, init) => {
+				if (String(url).endsWith("/ListTopics")) window.listings++;
+				if (String(url).endsWith("/ListTopics") && window.failListings > 0) {
+					window.failListings--;
+					return Promise.resolve(new Response(JSON.stringify({ code: "unavailable", message: "injected failure" }),
+						{ status: 503, headers: { "Content-Type": "application/json" } }));
+				}
+				return real(url, init);
+			};
+		})()`))
+		for _, page := range []string{"#/subscriptions", "#/topics"} { // from #/topics
+			b.do("fail the next listing on "+page, chromedp.Evaluate[chromedp.Void](`window.failListings = 1; location.hash = "`+page+`"`))
+			b.waitFor("error shown on "+page, `document.getElementById("status").textContent.includes("injected failure")`)
+			b.waitFor("error cleared on "+page, `window.failListings === 0 && document.getElementById("status").textContent === ""`)
+		}
+		// A notice of the user's own action stays.
+		b.do("create topic", chromedp.Evaluate[chromedp.Void](`location.hash = "#/topics"`),
+			chromedp.WaitVisible(chromedp.CSS(`tr[data-topic="orders"]`)),
+			chromedp.SetValue(chromedp.CSS("#topic-name"), "kept.notice"),
+			chromedp.Click(chromedp.CSS(`#create-topic button[type="submit"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`tr[data-topic="kept.notice"]`)),
+			chromedp.Evaluate[chromedp.Void](`window.listingsThen = window.listings`))
+		b.waitFor("two refreshes", `window.listings >= window.listingsThen + 2`)
+		if got := b.text("#status"); got != "Created topic kept.notice." {
+			t.Errorf("status after refreshes: %q", got)
+		}
+		b.noScriptErrors()
+		b.do("leave", chromedp.Navigate("about:blank")) // and the wrapped fetch with it
+	})
+
+	// Offsets past 2^53 (what a Number holds exactly) are shown and used
+	// exactly. No partition gets there in a test, so the page is served a
+	// topic that has, by a wrapper of fetch.
+	t.Run("LargeOffsets", func(t *testing.T) {
+		b.t = t
+		b.do("load", chromedp.Navigate(base+"/#/"), chromedp.WaitVisible(chromedp.CSS("#rate-chart")))
+		b.do("serve a huge topic", chromedp.Evaluate[chromedp.Void](`(() => {
+			const real = window.fetch;
+			const huge = { name: "huge", config: {}, partitions: [{ partition: 0, startOffset: "9007199254740993",
+				endOffset: "9007199254740999", bytes: "100", segments: 1 }] };
+			const answer = (body) => Promise.resolve(new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } }));
+			window.reads = [];
+			window.fetch = async (url, init) => {
+				url = String(url);
+				if (url.endsWith("/ListTopics")) {
+					const r = await (await real(url, init)).json();
+					return answer({ topics: (r.topics || []).concat([huge]) });
+				}
+				if (url.endsWith("/DescribeTopic") && JSON.parse(init.body).name === "huge") return answer({ topic: huge });
+				if (url.endsWith("/ListSubscriptions") && JSON.parse(init.body).topic === "huge") return answer({ subscriptions: [] });
+				if (url.endsWith(".ReadService/Read") && JSON.parse(init.body).topic === "huge") {
+					const req = JSON.parse(init.body);
+					window.reads.push(req);
+					const at = req.offset || "9007199254740993";
+					return answer({ messages: [{ topic: "huge", partition: 0, offset: at, timestamp: "2024-01-01T00:00:00Z", value: btoa("v") }],
+						nextOffset: String(BigInt(at) + 1n), highWatermark: "9007199254740999", startOffset: "9007199254740993" });
+				}
+				return real(url, init);
+			};
+			location.hash = "#/topics";
+		})()`))
+		b.waitFor("huge listed", `!!document.querySelector('tr[data-topic="huge"]')`)
+		if got := b.text(`tr[data-topic="huge"] td.mono`); got != "p0: 9,007,199,254,740,993 … 9,007,199,254,740,999" {
+			t.Errorf("offsets shown %q", got)
+		}
+		b.do("overview", chromedp.Evaluate[chromedp.Void](`location.hash = "#/"`))
+		b.waitFor("huge on the overview", `!!document.querySelector('tr[data-topic="huge"] td.messages')`)
+		if got := b.text(`tr[data-topic="huge"] td.messages`); got != "6" {
+			t.Errorf("messages of huge shown as %q, want 6", got)
+		}
+		// Browse it: the last 3, then the next page from the offset the
+		// broker said.
+		b.do("messages", chromedp.Evaluate[chromedp.Void](`location.hash = "#/topics/huge"`))
+		b.waitFor("first read", `window.reads.length === 1`)
+		b.do("last 3", chromedp.SetValue(chromedp.CSS("#read-from"), "last"), chromedp.SetValue(chromedp.CSS("#read-count"), "3"),
+			chromedp.Click(chromedp.CSS(`#read-form button[type="submit"]`)))
+		b.waitFor("second read", `window.reads.length === 2`)
+		b.do("next page", chromedp.Click(chromedp.CSS("#read-next")))
+		b.waitFor("third read", `window.reads.length === 3`)
+		reads, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`JSON.stringify(window.reads.map((r) => r.offset || ""))`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `["","9007199254740996","9007199254740997"]`; reads != want {
+			t.Errorf("read offsets %s, want %s", reads, want)
+		}
+		b.waitFor("the next page shown", `document.querySelector("#message-rows td.num").textContent === "0/9007199254740997"`)
+		b.noScriptErrors()
+		b.do("leave", chromedp.Navigate("about:blank"))
+	})
+
+	// A key or header far larger than a function's arguments may be is
+	// published (the bytes are encoded a chunk at a time).
+	t.Run("LargeKey", func(t *testing.T) {
+		b.t = t
+		b.do("load", chromedp.Navigate(base+"/#/topics/payments"), chromedp.WaitVisible(chromedp.CSS("#publish-form")))
+		b.waitFor("partitions listed", `document.querySelectorAll("#pub-partition option").length === 4`)
+		b.do("publish", chromedp.SetValue(chromedp.CSS("#pub-partition"), "2"),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById("pub-key").value = "k".repeat(300000);
+				document.getElementById("pub-headers").value = "big: " + "h".repeat(300000)`),
+			chromedp.SetValue(chromedp.CSS("#pub-value"), "large key"),
+			chromedp.Click(chromedp.CSS(`#publish-form button[type="submit"]`)))
+		b.waitFor("published", `document.getElementById("status").textContent.startsWith("Published to partition 2")`)
+		read := mustCall(t, base, "ferry.v1.ReadService/Read", map[string]any{"topic": "payments", "partition": 2, "earliest": true})
+		msgs, _ := read["messages"].([]any)
+		if len(msgs) != 1 {
+			t.Fatalf("payments partition 2 holds %d messages", len(msgs))
+		}
+		m := msgs[0].(map[string]any)
+		if k := unb64(t, m["key"]); k != strings.Repeat("k", 300000) {
+			t.Errorf("key of %d bytes stored", len(k))
+		}
+		if h := m["headers"].([]any)[0].(map[string]any); h["key"] != "big" || unb64(t, h["value"]) != strings.Repeat("h", 300000) {
+			t.Errorf("header %v stored", h["key"])
+		}
+		b.noScriptErrors()
+	})
+
+	// The latency figures are read from histogram buckets as Prometheus's
+	// histogram_quantile reads them.
+	t.Run("Quantiles", func(t *testing.T) {
+		b.t = t
+		got, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`JSON.stringify((() => {
+			const bs = [{ le: 0.001, count: 10 }, { le: 0.01, count: 20 }, { le: Infinity, count: 20 }];
+			const over = [{ le: 0.001, count: 0 }, { le: 10, count: 1 }, { le: Infinity, count: 4 }];
+			const r = (v) => +v.toPrecision(12); // 0.001 + 0.009 * 0.98 is 0.009820000000000002
+			return [r(quantile(0.5, bs)), r(quantile(0.99, bs)), quantile(0.99, over), quantile(0.5, [{ le: Infinity, count: 0 }]),
+				bucketDelta([{ le: 1, count: 5 }, { le: Infinity, count: 7 }], [{ le: 1, count: 2 }, { le: Infinity, count: 9 }])];
+		})())`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `[0.001,0.00982,10,null,[{"le":1,"count":3},{"le":null,"count":7}]]`; got != want {
+			t.Errorf("quantiles %s, want %s", got, want)
+		}
 	})
 }

@@ -21,7 +21,8 @@ import (
 )
 
 // scrape reads /metrics as Prometheus does and returns every sample by
-// its series, written name{label="value",...} with the labels sorted.
+// its series, written name{label="value",...} with the labels sorted; a
+// histogram by its name_count and name_sum.
 func scrape(t *testing.T, base string) map[string]float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -52,6 +53,10 @@ func scrape(t *testing.T, base string) map[string]float64 {
 				v = m.GetCounter().GetValue()
 			case dto.MetricType_GAUGE:
 				v = m.GetGauge().GetValue()
+			case dto.MetricType_HISTOGRAM:
+				out[seriesName(name+"_count", m.GetLabel())] = float64(m.GetHistogram().GetSampleCount())
+				out[seriesName(name+"_sum", m.GetLabel())] = m.GetHistogram().GetSampleSum()
+				continue
 			default:
 				continue
 			}

@@ -5,7 +5,8 @@
 // The pages hold no server-side logic. Their script talks to the same
 // native API every client uses (Connect's JSON protocol: POST
 // /ferry.v1.<Service>/<Method>), to /readyz for health and to /metrics for
-// live rates, so the dashboard can do nothing a curl user cannot.
+// live rates, latencies and subscription totals, so the dashboard can do
+// nothing a curl user cannot.
 package web
 
 import (

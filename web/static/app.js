@@ -2,7 +2,8 @@
 //
 // Every read and change goes through Ferry's native API with Connect's JSON
 // protocol (POST /ferry.v1.<Service>/<Method>), the API any client uses;
-// health comes from /readyz and live rates from the counters of /metrics.
+// health comes from /readyz, and live rates, latencies and subscription
+// totals from the series of /metrics.
 // Pages are routed by the URL's hash: #/, #/topics, #/topics/NAME,
 // #/subscriptions.
 'use strict';
@@ -27,8 +28,23 @@ function el(tag, props, ...kids) {
   return e;
 }
 
-const num = (v) => Number(v || 0); // int64 fields come as strings
-const fmtInt = (n) => num(n).toLocaleString('en-US');
+// int64 fields come as strings. Offsets and counts derived from them are
+// kept as BigInt: a Number holds integers exactly only up to 2^53, and a
+// rounded offset would be shown wrong and read from the wrong place.
+const num = (v) => Number(v || 0); // for sizes and small counts
+const big = (v) => BigInt(v || 0);
+const sumBig = (list, f) => list.reduce((a, x) => a + big(f(x)), 0n);
+const fmtInt = (n) => (typeof n === 'number' ? n : big(n)).toLocaleString('en-US');
+
+// b64 encodes bytes for a protobuf JSON bytes field. btoa takes a string
+// of char codes; spreading a large array into String.fromCharCode would
+// overflow the stack, so it goes a chunk at a time.
+function b64(bytes) {
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}
+const b64text = (text) => b64(new TextEncoder().encode(text));
 
 function fmtBytes(n) {
   n = num(n);
@@ -114,13 +130,47 @@ async function listTopics() {
   return (await rpc('TopicService', 'ListTopics', {})).topics || [];
 }
 
-// listSubscriptions lists every topic's subscriptions. A topic deleted
-// between the two calls just has none; any other failure is shown.
-async function listSubscriptions(topics) {
-  const lists = await Promise.all(topics.map((t) =>
-    rpc('SubscriptionService', 'ListSubscriptions', { topic: t.name })
-      .then((r) => r.subscriptions || [], (e) => { if (e.code === 'not_found') return []; throw e; })));
-  return lists.flat();
+// subscriptionLister lists every topic's subscriptions, for a page that
+// refreshes them. The API lists one topic's per call, so each refresh
+// would cost a call per topic; the lister lists a topic again only when
+// it may have changed: when its partitions' offsets or the /metrics
+// series of its subscriptions (backlog, in flight, members, deliveries,
+// acks, rebalances: what moves when anything shown moves) differ from
+// the last listing's, or that listing is older than maxAge ms. A quiet
+// topic then costs a call every maxAge, a busy one a call a refresh.
+// Without samples (no /metrics) every topic is listed. A topic deleted
+// between the calls has none; any other failure is thrown.
+function subscriptionLister(maxAge) {
+  const cache = new Map(); // topic name -> { sig, at, subs }
+  return async (topics, samples, force) => {
+    const now = performance.now();
+    const lists = await Promise.all(topics.map(async (t) => {
+      const sig = samples ? topicSignature(t, samples) : null;
+      const c = cache.get(t.name);
+      if (!force && c && sig !== null && c.sig === sig && now - c.at < maxAge) return c.subs;
+      let subs;
+      try {
+        subs = (await rpc('SubscriptionService', 'ListSubscriptions', { topic: t.name })).subscriptions || [];
+      } catch (e) {
+        if (e.code !== 'not_found') throw e;
+        subs = [];
+      }
+      cache.set(t.name, { sig, at: now, subs });
+      return subs;
+    }));
+    const names = new Set(topics.map((t) => t.name));
+    for (const name of cache.keys()) if (!names.has(name)) cache.delete(name);
+    return lists.flat();
+  };
+}
+
+// topicSignature is what a topic's listing depends on, as far as the
+// topic listing and /metrics tell.
+function topicSignature(t, samples) {
+  const parts = (t.partitions || []).map((p) => `${p.partition}:${p.startOffset}:${p.endOffset}`);
+  const series = samples.filter((m) => m.labels.topic === t.name && m.name.startsWith('ferry_subscription_'))
+    .map((m) => m.line);
+  return parts.concat(series.sort()).join('\n');
 }
 
 // metrics fetches /metrics and parses the Prometheus text format into
@@ -135,7 +185,7 @@ async function metrics() {
     if (!m) continue;
     const labels = {};
     for (const l of (m[2] || '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
-    out.push({ name: m[1], labels, value: parseFloat(m[3]) });
+    out.push({ name: m[1], labels, value: parseFloat(m[3]), line });
   }
   return out;
 }
@@ -148,11 +198,20 @@ const main = document.getElementById('main');
 let leavePage = null; // stops the current page's timers
 
 // every runs fn now and then every ms while the page is shown; a failure
-// shows in the page's status line instead of stopping the timer.
+// shows in the page's status line instead of stopping the timer, and the
+// next success clears it (unless something else was shown since).
 function every(ms, fn, status) {
-  let stopped = false, timer = null;
+  let stopped = false, timer = null, shown = null;
   const tick = async () => {
-    try { await fn(); } catch (e) { if (status && !stopped) showError(status, e); }
+    try {
+      await fn();
+      if (status && shown !== null && status.className === 'error' && status.textContent === shown) {
+        status.className = ''; status.textContent = '';
+      }
+      shown = null;
+    } catch (e) {
+      if (status && !stopped) { showError(status, e); shown = status.textContent; }
+    }
     if (!stopped) timer = setTimeout(tick, ms);
   };
   tick();
@@ -216,8 +275,15 @@ function stat(label, id) {
 
 function overviewPage() {
   const status = el('p', { id: 'status' });
-  const canvas = el('canvas', { id: 'rate-chart', width: 1100, height: 220 });
+  const canvas = el('canvas', { id: 'rate-chart', width: 1100, height: 180 });
   const topicRows = el('tbody');
+  const latencyCards = LATENCIES.map((l) => el('section', { class: 'card latency' },
+    el('h2', { text: l.title }),
+    el('div', { class: 'figures' },
+      el('span', {}, el('i', { class: 'swatch-p50' }), 'p50 ', el('b', { id: `lat-${l.id}-p50`, text: '–' })),
+      el('span', {}, el('i', { class: 'swatch-p99' }), 'p99 ', el('b', { id: `lat-${l.id}-p99`, text: '–' }))),
+    el('canvas', { id: `lat-${l.id}-chart`, class: 'small', width: 360, height: 120 }),
+    el('p', { class: 'muted note', text: l.note })));
   main.append(
     el('h1', { text: 'Overview' }), status,
     el('div', { class: 'stats' },
@@ -228,8 +294,9 @@ function overviewPage() {
       el('h2', { text: 'Messages per second' }), canvas,
       el('div', { class: 'legend' },
         el('span', {}, el('i', { class: 'swatch-pub' }), 'published ', el('b', { id: 'rate-published', text: '–' })),
-        el('span', {}, el('i', { class: 'swatch-del' }), 'delivered to queue subscriptions ', el('b', { id: 'rate-delivered', text: '–' })),
-        el('span', { class: 'muted', text: 'from /metrics, every 2 s' }))),
+        el('span', {}, el('i', { class: 'swatch-del' }), 'delivered to subscriptions ', el('b', { id: 'rate-delivered', text: '–' })),
+        el('span', { class: 'muted', text: 'from /metrics, every 2 s; Kafka fetches are not deliveries' }))),
+    el('div', { class: 'row' }, latencyCards),
     el('section', { class: 'card' }, el('h2', { text: 'Topics' }),
       el('div', { class: 'scroll' }, el('table', {},
         el('thead', {}, el('tr', {}, el('th', { text: 'Topic' }), el('th', { class: 'num', text: 'Partitions' }),
@@ -238,39 +305,57 @@ function overviewPage() {
         topicRows))));
 
   const set = (id, v) => { const e = document.getElementById(id); if (e) e.textContent = v; };
-  const stopStats = every(5000, async () => {
-    const [health, topics] = await Promise.all([updateHealth(), listTopics()]);
-    const subs = await listSubscriptions(topics);
-    const parts = topics.flatMap((t) => t.partitions || []);
-    set('stat-health', health);
-    set('stat-topics', fmtInt(topics.length));
-    set('stat-partitions', fmtInt(parts.length));
-    set('stat-messages', fmtInt(parts.reduce((a, p) => a + num(p.endOffset) - num(p.startOffset), 0)));
-    set('stat-storage', fmtBytes(parts.reduce((a, p) => a + num(p.bytes), 0)));
-    set('stat-subscriptions', fmtInt(subs.length));
-    set('stat-members', fmtInt(subs.reduce((a, s) => a + num(s.members), 0)));
-    set('stat-backlog', fmtInt(subs.reduce((a, s) => a + (s.partitions || []).reduce((b, p) => b + num(p.backlog), 0), 0)));
-    const subsOf = (name) => subs.filter((s) => s.topic === name).length;
+  // The subscriptions' numbers come from the /metrics scrape below (the
+  // gauges of every subscription, read by the broker in one go), not from
+  // a ListSubscriptions call per topic.
+  let samples = null;
+  let topics = [];
+  const subsOf = (name) => {
+    if (!samples) return '…';
+    return new Set(samples.filter((m) => m.name === 'ferry_subscription_members' && m.labels.topic === name)
+      .map((m) => m.labels.subscription)).size;
+  };
+  const drawTopics = () => {
     topicRows.replaceChildren(...(topics.length ? topics.map((t) => {
       const ps = t.partitions || [];
-      return el('tr', {},
+      return el('tr', { 'data-topic': t.name },
         el('td', {}, el('a', { href: '#/topics/' + encodeURIComponent(t.name), text: t.name })),
         el('td', { class: 'num', text: ps.length }),
-        el('td', { class: 'num', text: fmtInt(ps.reduce((a, p) => a + num(p.endOffset) - num(p.startOffset), 0)) }),
+        el('td', { class: 'num messages', text: fmtInt(sumBig(ps, (p) => big(p.endOffset) - big(p.startOffset))) }),
         el('td', { class: 'num', text: fmtBytes(ps.reduce((a, p) => a + num(p.bytes), 0)) }),
         el('td', { class: 'num', text: subsOf(t.name) }),
         el('td', { text: retentionText(t.config && t.config.retention) }));
     }) : [el('tr', {}, el('td', { colspan: 6, class: 'muted', text: 'No topics yet: create one on the Topics page.' }))]));
-    status.textContent = '';
+  };
+  const stopStats = every(5000, async () => {
+    const [health, list] = await Promise.all([updateHealth(), listTopics()]);
+    topics = list;
+    const parts = topics.flatMap((t) => t.partitions || []);
+    set('stat-health', health);
+    set('stat-topics', fmtInt(topics.length));
+    set('stat-partitions', fmtInt(parts.length));
+    set('stat-messages', fmtInt(sumBig(parts, (p) => big(p.endOffset) - big(p.startOffset))));
+    set('stat-storage', fmtBytes(parts.reduce((a, p) => a + num(p.bytes), 0)));
+    drawTopics();
   }, status);
 
-  // Rates are differences of the counters between two scrapes.
+  // Rates and latencies are differences of the counters and histogram
+  // buckets between two scrapes.
   const points = []; // {t, pub, del}: rates, per second
+  const lat = Object.fromEntries(LATENCIES.map((l) => [l.id, []])); // {t, p50, p99}: seconds, null without samples
   let last = null;
   const stopRates = every(2000, async () => {
-    const samples = await metrics();
+    samples = await metrics();
     const now = performance.now() / 1000;
-    const cur = { t: now, pub: sum(samples, 'ferry_published_messages_total'), del: sum(samples, 'ferry_subscription_deliveries_total') };
+    const cur = {
+      t: now, pub: sum(samples, 'ferry_published_messages_total'),
+      del: sum(samples, 'ferry_subscription_deliveries_total') + sum(samples, 'ferry_ephemeral_deliveries_total'),
+      buckets: Object.fromEntries(LATENCIES.map((l) => [l.id, buckets(samples, l.series)])),
+    };
+    const subNames = new Set(samples.filter((m) => m.name === 'ferry_subscription_members').map((m) => `${m.labels.topic}\n${m.labels.subscription}`));
+    set('stat-subscriptions', fmtInt(subNames.size));
+    set('stat-members', fmtInt(sum(samples, 'ferry_subscription_members')));
+    set('stat-backlog', fmtInt(sum(samples, 'ferry_subscription_backlog_messages')));
     if (last) {
       const dt = cur.t - last.t;
       // A counter that went down means the broker restarted: count from 0.
@@ -279,30 +364,110 @@ function overviewPage() {
       if (points.length > 90) points.shift();
       set('rate-published', fmtRate(points[points.length - 1].pub));
       set('rate-delivered', fmtRate(points[points.length - 1].del));
+      for (const l of LATENCIES) {
+        const window = bucketDelta(cur.buckets[l.id], last.buckets[l.id]);
+        const p = { t: now, p50: quantile(0.5, window), p99: quantile(0.99, window) };
+        lat[l.id].push(p);
+        if (lat[l.id].length > 90) lat[l.id].shift();
+        set(`lat-${l.id}-p50`, fmtSeconds(p.p50));
+        set(`lat-${l.id}-p99`, fmtSeconds(p.p99));
+      }
     }
     last = cur;
     canvas.dataset.points = points.length;
-    drawChart(canvas, points);
+    draw();
   }, status);
-  const onResize = () => drawChart(canvas, points);
-  window.addEventListener('resize', onResize);
-  return () => { stopStats(); stopRates(); window.removeEventListener('resize', onResize); };
+  const draw = () => {
+    drawChart(canvas, points, RATE_SERIES, fmtRate);
+    for (const l of LATENCIES) {
+      const c = document.getElementById(`lat-${l.id}-chart`);
+      c.dataset.points = lat[l.id].filter((p) => p.p99 != null).length;
+      drawChart(c, lat[l.id], LATENCY_SERIES, fmtSeconds);
+    }
+    if (topics.length) drawTopics(); // the subscription counts moved
+  };
+  window.addEventListener('resize', draw);
+  return () => { stopStats(); stopRates(); window.removeEventListener('resize', draw); };
 }
 
-// drawChart draws the rate series on the canvas by hand: a y axis with
-// round steps, a time axis over the last three minutes.
-function drawChart(canvas, points) {
+// LATENCIES are the latency panels of the overview, each from the classic
+// buckets of a histogram of /metrics, summed over its labels.
+const LATENCIES = [
+  { id: 'publish', title: 'Publish latency', series: 'ferry_publish_duration_seconds',
+    note: 'publish call to durable (fsync policy), per call' },
+  { id: 'e2e', title: 'End-to-end latency', series: 'ferry_end_to_end_latency_seconds',
+    note: 'message timestamp to delivery, per message (publishers\u2019 clocks)' },
+  { id: 'fsync', title: 'Fsync latency', series: 'ferry_fsync_duration_seconds',
+    note: 'each fsync of partitions\u2019 data' },
+];
+const RATE_SERIES = [{ key: 'del', color: '#1a7f37' }, { key: 'pub', color: '#1f6feb' }];
+const LATENCY_SERIES = [{ key: 'p50', color: '#8250df' }, { key: 'p99', color: '#bf3989' }];
+
+// buckets sums a histogram's classic buckets over its labels: [{le, count}]
+// by upper bound, the last +Inf.
+function buckets(samples, series) {
+  const by = new Map();
+  for (const m of samples) {
+    if (m.name !== series + '_bucket') continue;
+    const le = m.labels.le === '+Inf' ? Infinity : parseFloat(m.labels.le);
+    by.set(le, (by.get(le) || 0) + m.value);
+  }
+  return [...by.entries()].sort((a, b) => a[0] - b[0]).map(([le, count]) => ({ le, count }));
+}
+
+// bucketDelta is what the buckets gained between two scrapes (cumulative
+// counts). A bucket that went down means the broker restarted, or a
+// series was dropped: its count since is taken as it is.
+function bucketDelta(cur, prev) {
+  const before = new Map(prev.map((b) => [b.le, b.count]));
+  return cur.map((b) => {
+    const p = before.get(b.le) || 0;
+    return { le: b.le, count: b.count >= p ? b.count - p : b.count };
+  });
+}
+
+// quantile estimates the q-quantile of cumulative buckets as Prometheus's
+// histogram_quantile does: linear within the bucket that holds it, the
+// highest finite bound when it falls above. null when there is nothing.
+function quantile(q, bs) {
+  if (!bs.length) return null;
+  const total = bs[bs.length - 1].count;
+  if (!(total > 0)) return null;
+  const rank = q * total;
+  let i = bs.findIndex((b) => b.count >= rank);
+  if (i < 0) i = bs.length - 1;
+  if (bs[i].le === Infinity) return bs.length > 1 ? bs[bs.length - 2].le : null;
+  const lower = i === 0 ? 0 : bs[i - 1].le, below = i === 0 ? 0 : bs[i - 1].count;
+  const inBucket = bs[i].count - below;
+  return inBucket > 0 ? lower + (bs[i].le - lower) * (rank - below) / inBucket : bs[i].le;
+}
+
+function fmtSeconds(s) {
+  if (s == null) return '–';
+  if (s === 0) return '0';
+  if (s < 0.001) return (s * 1000).toFixed(2) + ' ms';
+  if (s < 1) return (s * 1000).toFixed(s < 0.01 ? 1 : 0) + ' ms';
+  if (s < 60) return s.toFixed(s < 10 ? 2 : 1) + ' s';
+  return (s / 60).toFixed(1) + ' min';
+}
+
+// drawChart draws series of points ({t, [key]: value or null}) on the
+// canvas by hand: a y axis with round steps (labelled with fmt), a time
+// axis over the last three minutes. A null value breaks its line.
+function drawChart(canvas, points, series, fmt) {
   const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth || 1100, h = canvas.clientHeight || 220;
+  const w = canvas.clientWidth || canvas.width, h = canvas.clientHeight || canvas.height;
   if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
   const g = canvas.getContext('2d');
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, w, h);
   const left = 56, right = 10, top = 10, bottom = 24;
   const pw = w - left - right, ph = h - top - bottom;
-  let max = Math.max(1, ...points.map((p) => Math.max(p.pub, p.del)));
+  const values = points.flatMap((p) => series.map((s) => p[s.key])).filter((v) => v != null);
+  let max = Math.max(0, ...values);
+  if (!(max > 0)) max = fmt === fmtSeconds ? 0.001 : 1;
   const mag = Math.pow(10, Math.floor(Math.log10(max)));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s * 4 >= max);
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((st) => st * 4 >= max);
   max = step * 4;
   g.font = '11px system-ui, sans-serif';
   g.fillStyle = '#667085';
@@ -313,24 +478,29 @@ function drawChart(canvas, points) {
   for (let i = 0; i <= 4; i++) {
     const y = top + ph - (ph * i) / 4;
     g.beginPath(); g.moveTo(left, Math.round(y) + 0.5); g.lineTo(left + pw, Math.round(y) + 0.5); g.stroke();
-    g.fillText(fmtRate(step * i).replace('/s', ''), left - 6, y);
+    g.fillText(fmt(step * i).replace('/s', ''), left - 6, y);
   }
   const span = 180; // seconds shown
   const now = points.length ? points[points.length - 1].t : 0;
   g.textAlign = 'center';
   g.textBaseline = 'top';
-  for (let s = 0; s <= span; s += 30) g.fillText(s === 0 ? 'now' : `-${s}s`, left + pw - (pw * s) / span, top + ph + 6);
+  const tick = pw < 500 ? 60 : 30;
+  for (let s = 0; s <= span; s += tick) g.fillText(s === 0 ? 'now' : `-${s}s`, left + pw - (pw * s) / span, top + ph + 6);
   if (points.length < 2) {
     g.fillText('collecting…', left + pw / 2, top + ph / 2);
     return;
   }
-  for (const [key, color] of [['del', '#1a7f37'], ['pub', '#1f6feb']]) {
+  for (const { key, color } of series) {
     g.strokeStyle = color;
+    g.fillStyle = color;
     g.lineWidth = 2;
     g.beginPath();
-    points.forEach((p, i) => {
+    let pen = false;
+    points.forEach((p) => {
+      if (p[key] == null) { pen = false; return; }
       const x = left + pw - (pw * (now - p.t)) / span, y = top + ph - (ph * p[key]) / max;
-      if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
+      if (pen) g.lineTo(x, y); else { g.moveTo(x, y); g.fillRect(x - 1, y - 1, 2, 2); }
+      pen = true;
     });
     g.stroke();
   }
@@ -370,7 +540,7 @@ function topicsPage() {
       el('td', {}, el('button', {
         class: 'danger', type: 'button', 'data-delete': t.name, text: 'Delete',
         onclick: async () => {
-          if (!await confirmAction(`Delete topic "${t.name}" with its ${fmtInt(ps.reduce((a, p) => a + num(p.endOffset) - num(p.startOffset), 0))} messages and its subscriptions? This cannot be undone.`, 'Delete topic')) return;
+          if (!await confirmAction(`Delete topic "${t.name}" with its ${fmtInt(sumBig(ps, (p) => big(p.endOffset) - big(p.startOffset)))} messages and its subscriptions? This cannot be undone.`, 'Delete topic')) return;
           try {
             await rpc('TopicService', 'DeleteTopic', { name: t.name });
             showNotice(status, `Deleted topic ${t.name}.`);
@@ -511,12 +681,13 @@ function messagesPage(topic) {
     } else { // last N: from N before the end, not before the start
       const t = await describe();
       const p = (t.partitions || []).find((q) => String(q.partition) === String(req.partition)) || {};
-      req.offset = String(Math.max(num(p.startOffset), num(p.endOffset) - req.maxMessages));
+      const from = big(p.endOffset) - BigInt(req.maxMessages);
+      req.offset = String(from > big(p.startOffset) ? from : big(p.startOffset));
     }
     const r = await rpc('ReadService', 'Read', req);
     shown = r.messages || [];
-    nextOffset = num(r.nextOffset);
-    more.disabled = nextOffset >= num(r.highWatermark);
+    nextOffset = big(r.nextOffset);
+    more.disabled = nextOffset >= big(r.highWatermark);
     draw();
     showNotice(status, `Partition ${req.partition}: ${shown.length} message${shown.length === 1 ? '' : 's'}, offsets ${fmtInt(r.startOffset)} … ${fmtInt(r.highWatermark)} stored.`);
   };
@@ -528,11 +699,11 @@ function messagesPage(topic) {
     ev.preventDefault();
     try {
       const msg = { text: pubValue.value };
-      if (pubKey.value) msg.key = btoa(String.fromCharCode(...new TextEncoder().encode(pubKey.value)));
+      if (pubKey.value) msg.key = b64text(pubKey.value);
       msg.headers = pubHeaders.value.split('\n').filter((l) => l.trim()).map((l) => {
         const i = l.indexOf(':');
         if (i < 1) throw new Error(`header "${l}" needs "name: value"`);
-        return { key: l.slice(0, i).trim(), value: btoa(String.fromCharCode(...new TextEncoder().encode(l.slice(i + 1).trim()))) };
+        return { key: l.slice(0, i).trim(), value: b64text(l.slice(i + 1).trim()) };
       });
       const req = { topic, messages: [msg] };
       if (pubPartition.value !== '') req.partition = parseInt(pubPartition.value, 10);
@@ -573,16 +744,17 @@ function subscriptionsPage() {
     el('label', {}, 'Topic', subTopic), el('label', {}, 'Name', subName), el('label', {}, 'Kind', subKind),
     el('label', {}, 'Start at', subStart), el('button', { class: 'primary', type: 'submit', text: 'Create subscription' }));
 
-  const refresh = async () => {
-    const topics = await listTopics();
-    const [subs, samples] = await Promise.all([listSubscriptions(topics), metrics().catch(() => [])]);
+  const listSubscriptions = subscriptionLister(30000);
+  const refresh = async (force) => {
+    const [topics, samples] = await Promise.all([listTopics(), metrics().catch(() => null)]);
+    const subs = await listSubscriptions(topics, samples, force === true);
     const names = topics.map((t) => t.name);
     if ([...subTopic.options].map((o) => o.value).join('\n') !== names.join('\n')) {
       const keep = subTopic.value;
       subTopic.replaceChildren(...names.map((n) => el('option', { value: n, text: n })));
       if (names.includes(keep)) subTopic.value = keep;
     }
-    const dead = (s) => samples.filter((m) => m.name === 'ferry_subscription_dead_letters_total' &&
+    const dead = (s) => (samples || []).filter((m) => m.name === 'ferry_subscription_dead_letters_total' &&
       m.labels.topic === s.topic && m.labels.subscription === s.name).reduce((a, m) => a + m.value, 0);
     rows.replaceChildren(...(subs.length ? subs.flatMap((s) => subRows(s, dead(s))) :
       [el('tr', {}, el('td', { colspan: 8, class: 'muted', text: 'No subscriptions yet.' }))]));
@@ -591,8 +763,8 @@ function subscriptionsPage() {
   const subRows = (s, deadLetters) => {
     const ps = s.partitions || [];
     const kind = kindName(s.config && s.config.kind);
-    const backlog = ps.reduce((a, p) => a + num(p.backlog), 0);
-    const inFlight = ps.reduce((a, p) => a + num(p.inFlight), 0);
+    const backlog = sumBig(ps, (p) => p.backlog);
+    const inFlight = sumBig(ps, (p) => p.inFlight);
     const id = `${s.topic}/${s.name}`;
     return [
       el('tr', { 'data-sub': id },
@@ -618,7 +790,7 @@ function subscriptionsPage() {
     try {
       await rpc('SubscriptionService', 'DeleteSubscription', { topic: s.topic, name: s.name });
       showNotice(status, `Deleted subscription ${s.name}.`);
-      await refresh();
+      await refresh(true);
     } catch (e) { showError(status, e); }
   };
 
@@ -649,7 +821,7 @@ function subscriptionsPage() {
       try {
         await rpc('SubscriptionService', 'SeekSubscription', req);
         showNotice(status, `Moved ${s.name} on ${which} to ${where}.`);
-        await refresh();
+        await refresh(true);
       } catch (e) { showError(status, e); }
     });
     seekCard.replaceChildren(el('h2', { text: `Seek ${s.topic} / ${s.name}` }), form);
@@ -663,7 +835,7 @@ function subscriptionsPage() {
         topic: subTopic.value, name: subName.value.trim(), config: { kind: subKind.value, startAt: subStart.value } });
       showNotice(status, `Created subscription ${subName.value.trim()} on ${subTopic.value}.`);
       subName.value = '';
-      await refresh();
+      await refresh(true);
     } catch (e) { showError(status, e); }
   });
 
