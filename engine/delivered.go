@@ -64,7 +64,7 @@ func (a *Ages) Each(fn func(age time.Duration, n int)) {
 		}
 		return
 	}
-	eachBatch(a.data, a.from, a.until, func(h *record.Header, taken int64) {
+	eachBatch(a.data, a.from, a.until, func(h record.Header, taken int64) {
 		fn(a.age(h.FirstTimestamp), int(taken))
 	})
 }
@@ -75,8 +75,9 @@ func (a *Ages) age(ms int64) time.Duration {
 
 // eachBatch calls fn with the header of every stored batch in data that
 // holds records of [from, until), and how many of them it holds. It reads
-// the headers only.
-func eachBatch(data []byte, from, until int64, fn func(h *record.Header, taken int64)) {
+// the headers only. The header goes by value: its address handed to fn
+// would move it to the heap, an allocation per batch of every take.
+func eachBatch(data []byte, from, until int64, fn func(h record.Header, taken int64)) {
 	for len(data) > 0 {
 		h, err := record.ParseHeader(data)
 		if err != nil || h.Size() > len(data) {
@@ -84,7 +85,7 @@ func eachBatch(data []byte, from, until int64, fn func(h *record.Header, taken i
 		}
 		data = data[h.Size():]
 		if taken := min(until, h.NextOffset()) - max(from, h.BaseOffset); taken > 0 {
-			fn(&h, taken)
+			fn(h, taken)
 		}
 		if h.NextOffset() >= until {
 			return
@@ -98,7 +99,7 @@ func eachBatch(data []byte, from, until int64, fn func(h *record.Header, taken i
 // ferry_published_bytes_total counts them.
 func storedShare(data []byte, from, until int64) int {
 	total := int64(0)
-	eachBatch(data, from, until, func(h *record.Header, taken int64) {
+	eachBatch(data, from, until, func(h record.Header, taken int64) {
 		records := h.NextOffset() - h.BaseOffset
 		total += int64(h.Size()) * taken / records
 	})

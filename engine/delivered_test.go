@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrymq/ferry/internal/clock"
+	"github.com/ferrymq/ferry/storage/record"
 )
 
 // deliveryHook records what the fetch and delivery latency hooks are told.
@@ -197,5 +198,44 @@ func TestEphemeralKindCannotBeCreated(t *testing.T) {
 	createTopic(t, b, "ev", TopicConfig{})
 	if _, err := b.CreateSubscription(bg, "ev", "e", SubscriptionConfig{Kind: KindEphemeral}); err == nil {
 		t.Fatal("created a subscription of kind ephemeral")
+	}
+}
+
+// takeCountingHook reads every age it is told, as metrics.Hooks does, and
+// keeps nothing.
+type takeCountingHook struct{ messages *int }
+
+func (h takeCountingHook) OnFetch(topic, sub string, kind SubscriptionKind, messages, bytes int) {
+	*h.messages += messages
+}
+
+func (h takeCountingHook) OnDeliveryLatency(topic string, kind SubscriptionKind, ages Ages) {
+	ages.Each(func(_ time.Duration, n int) { *h.messages += n })
+}
+
+// TestTellingAllocatesNothingPerBatch: the hooks of a stream or ephemeral
+// take are told from the stored batches' headers, read in place. A take
+// of many small batches (a publish call each) costs no allocation per
+// batch, or per take.
+func TestTellingAllocatesNothingPerBatch(t *testing.T) {
+	const batches = 64
+	var data []byte
+	for i := range batches {
+		batch := record.Encode(record.Record{Timestamp: 1_700_000_000_000 + int64(i), Value: []byte("v")})
+		record.SetBaseOffset(batch, int64(i))
+		data = append(data, batch...)
+	}
+	told := 0
+	b := &Broker{opts: Options{Clock: clock.NewFake(time.UnixMilli(1_700_000_001_000))},
+		hooks: newHooks([]Hook{takeCountingHook{&told}})}
+	allocs := testing.AllocsPerRun(50, func() {
+		tell := takeTeller{b: b}
+		tell.tell("ev", "g", KindStream, data, 3, batches)
+	})
+	if told != 2*(batches-3)*51 {
+		t.Fatalf("hooks told of %d messages, want %d", told, 2*(batches-3)*51)
+	}
+	if allocs != 0 {
+		t.Errorf("telling a take of %d batches allocated %v times", batches, allocs)
 	}
 }

@@ -506,21 +506,83 @@ func TestDashboard(t *testing.T) {
 		b.noScriptErrors()
 	})
 
+	// Between two scrapes a topic was deleted (its series are gone) while
+	// another kept going: the overview's rates and latencies are what the
+	// remaining topic did, not everything it ever counted (as if the
+	// broker had restarted) nor a mix of both. The page is served the two
+	// scrapes by a wrapper of fetch, then none (so the figures stay).
+	t.Run("DeletedTopicBetweenScrapes", func(t *testing.T) {
+		b.t = t
+		b.do("load", chromedp.Navigate(base+"/#/"), chromedp.WaitVisible(chromedp.CSS("#rate-chart")))
+		b.do("serve two scrapes", chromedp.Evaluate[chromedp.Void](`(() => {
+			const scrape = (topics) => topics.map(([topic, published, fast, slow]) => [
+				'ferry_published_messages_total{partition="0",topic="' + topic + '"} ' + published,
+				'ferry_subscription_deliveries_total{subscription="s",topic="' + topic + '"} ' + published,
+				'ferry_end_to_end_latency_seconds_bucket{kind="stream",topic="' + topic + '",le="1"} ' + fast,
+				'ferry_end_to_end_latency_seconds_bucket{kind="stream",topic="' + topic + '",le="10"} ' + (fast + slow),
+				'ferry_end_to_end_latency_seconds_bucket{kind="stream",topic="' + topic + '",le="+Inf"} ' + (fast + slow),
+				'ferry_end_to_end_latency_seconds_count{kind="stream",topic="' + topic + '"} ' + (fast + slow),
+			].join("\n")).join("\n") + "\n";
+			// Topic a: 1000 messages, each delivered in 1 to 10 s; topic b:
+			// 100, then 10 more, each within a second. Then a is deleted.
+			const scrapes = [scrape([["a", 1000, 0, 1000], ["b", 100, 100, 0]]), scrape([["b", 110, 110, 0]])];
+			const real = window.fetch;
+			window.served = 0;
+			window.fetch = (url, init) => {
+				if (String(url) !== "/metrics") return real(url, init);
+				const body = scrapes[window.served++];
+				if (body === undefined) return new Promise(() => {}); // no more scrapes
+				return Promise.resolve(new Response(body, { status: 200, headers: { "Content-Type": "text/plain" } }));
+			};
+		})()`))
+		// The third scrape is asked for once the second is shown.
+		b.waitFor("two scrapes shown", `window.served === 3`)
+		rate, p50, p99 := b.text("#rate-published"), b.text("#lat-e2e-p50"), b.text("#lat-e2e-p99")
+		// 10 messages in a little over 2 s.
+		if r, err := strconv.ParseFloat(strings.TrimSuffix(rate, "/s"), 64); err != nil || r > 5 || r < 4 {
+			t.Errorf("published rate shown %q, want about 5/s (10 messages of topic b in 2 s)", rate)
+		}
+		if d, err := strconv.ParseFloat(strings.TrimSuffix(b.text("#rate-delivered"), "/s"), 64); err != nil || d > 5 || d < 4 {
+			t.Errorf("delivery rate shown %q, want about 5/s", b.text("#rate-delivered"))
+		}
+		// All 10 within a second: p50 0.5 s, p99 0.99 s, by interpolation.
+		if p50 != "500 ms" || p99 != "990 ms" {
+			t.Errorf("end-to-end latency shown p50 %q, p99 %q; want 500 ms and 990 ms", p50, p99)
+		}
+		b.noScriptErrors()
+		b.do("leave", chromedp.Navigate("about:blank"))
+	})
+
 	// The latency figures are read from histogram buckets as Prometheus's
 	// histogram_quantile reads them.
 	t.Run("Quantiles", func(t *testing.T) {
 		b.t = t
+		b.do("load", chromedp.Navigate(base+"/#/topics"), chromedp.WaitVisible(chromedp.CSS("#main")))
 		got, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`JSON.stringify((() => {
 			const bs = [{ le: 0.001, count: 10 }, { le: 0.01, count: 20 }, { le: Infinity, count: 20 }];
 			const over = [{ le: 0.001, count: 0 }, { le: 10, count: 1 }, { le: Infinity, count: 4 }];
 			const r = (v) => +v.toPrecision(12); // 0.001 + 0.009 * 0.98 is 0.009820000000000002
+			const h = (...counts) => histograms(parseMetrics(counts.map(([topic, le, n]) =>
+				'x_seconds_bucket{topic="' + topic + '",le="' + le + '"} ' + n).join("\n")), "x_seconds");
 			return [r(quantile(0.5, bs)), r(quantile(0.99, bs)), quantile(0.99, over), quantile(0.5, [{ le: Infinity, count: 0 }]),
-				bucketDelta([{ le: 1, count: 5 }, { le: Infinity, count: 7 }], [{ le: 1, count: 2 }, { le: Infinity, count: 9 }])];
+				// Gained: 2 under 1 s in a, 1 in b.
+				bucketDelta(h(["a", 1, 5], ["a", "+Inf", 7], ["b", 1, 1], ["b", "+Inf", 1]), h(["a", 1, 3], ["a", "+Inf", 5], ["b", 1, 0], ["b", "+Inf", 0])),
+				// Restarted: the total went down; everything since counts.
+				bucketDelta(h(["a", 1, 5], ["a", "+Inf", 7]), h(["a", 1, 2], ["a", "+Inf", 9])),
+				// Restarted: every cumulative count grew, yet the bucket
+				// (1, 10] holds fewer than before.
+				bucketDelta(h(["a", 1, 5], ["a", 10, 5], ["a", "+Inf", 7]), h(["a", 1, 2], ["a", 10, 3], ["a", "+Inf", 3])),
+				// New since the last scrape: counted from 0; gone: nothing.
+				bucketDelta(h(["c", 1, 4], ["c", "+Inf", 4]), h(["a", 1, 9], ["a", "+Inf", 9]))];
 		})())`))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := `[0.001,0.00982,10,null,[{"le":1,"count":3},{"le":null,"count":7}]]`; got != want {
+		if want := `[0.001,0.00982,10,null,` +
+			`[{"le":1,"count":3},{"le":null,"count":3}],` +
+			`[{"le":1,"count":5},{"le":null,"count":7}],` +
+			`[{"le":1,"count":5},{"le":10,"count":5},{"le":null,"count":7}],` +
+			`[{"le":1,"count":4},{"le":null,"count":4}]]`; got != want {
 			t.Errorf("quantiles %s, want %s", got, want)
 		}
 	})

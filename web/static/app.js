@@ -173,24 +173,48 @@ function topicSignature(t, samples) {
   return parts.concat(series.sort()).join('\n');
 }
 
-// metrics fetches /metrics and parses the Prometheus text format into
-// samples {name, labels, value}.
+// metrics fetches /metrics and parses it (parseMetrics).
 async function metrics() {
   const resp = await fetch('/metrics', { headers: { Accept: 'text/plain' } });
   if (!resp.ok) throw new Error('/metrics: ' + resp.status);
+  return parseMetrics(await resp.text());
+}
+
+// parseMetrics parses the Prometheus text format into samples {name,
+// labels, value, line, series}: series is the name with the labels as
+// written, which tells one series from another between two scrapes.
+function parseMetrics(text) {
   const out = [];
-  for (const line of (await resp.text()).split('\n')) {
+  for (const line of text.split('\n')) {
     if (!line || line[0] === '#') continue;
     const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
     if (!m) continue;
     const labels = {};
     for (const l of (m[2] || '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
-    out.push({ name: m[1], labels, value: parseFloat(m[3]), line });
+    out.push({ name: m[1], labels, value: parseFloat(m[3]), line, series: `${m[1]}{${m[2] || ''}}` });
   }
   return out;
 }
 
 const sum = (samples, name) => samples.filter((s) => s.name === name).reduce((a, s) => a + s.value, 0);
+
+// increase is what the counters called name gained between two scrapes,
+// summed over their series, each series on its own: one that went down
+// started again from 0 (the broker restarted), one new since started from
+// 0 (a topic or subscription created), one gone (deleted) gained
+// nothing. Summing the series first would take a deleted topic's or
+// subscription's count for a restart and show everything the others ever
+// counted as gained in one interval.
+function increase(cur, prev, name) {
+  const before = new Map(prev.filter((m) => m.name === name).map((m) => [m.series, m.value]));
+  let gained = 0;
+  for (const m of cur) {
+    if (m.name !== name) continue;
+    const p = before.get(m.series);
+    gained += p === undefined || m.value < p ? m.value : m.value - p;
+  }
+  return gained;
+}
 
 // ---- page frame -----------------------------------------------------------
 
@@ -348,9 +372,8 @@ function overviewPage() {
     samples = await metrics();
     const now = performance.now() / 1000;
     const cur = {
-      t: now, pub: sum(samples, 'ferry_published_messages_total'),
-      del: sum(samples, 'ferry_subscription_deliveries_total') + sum(samples, 'ferry_ephemeral_deliveries_total'),
-      buckets: Object.fromEntries(LATENCIES.map((l) => [l.id, buckets(samples, l.series)])),
+      t: now, samples,
+      buckets: Object.fromEntries(LATENCIES.map((l) => [l.id, histograms(samples, l.series)])),
     };
     const subNames = new Set(samples.filter((m) => m.name === 'ferry_subscription_members').map((m) => `${m.labels.topic}\n${m.labels.subscription}`));
     set('stat-subscriptions', fmtInt(subNames.size));
@@ -358,9 +381,9 @@ function overviewPage() {
     set('stat-backlog', fmtInt(sum(samples, 'ferry_subscription_backlog_messages')));
     if (last) {
       const dt = cur.t - last.t;
-      // A counter that went down means the broker restarted: count from 0.
-      const rate = (a, b) => Math.max(0, (a >= b ? a - b : a) / dt);
-      points.push({ t: now, pub: rate(cur.pub, last.pub), del: rate(cur.del, last.del) });
+      const rate = (...names) => names.reduce((a, n) => a + increase(cur.samples, last.samples, n), 0) / dt;
+      points.push({ t: now, pub: rate('ferry_published_messages_total'),
+        del: rate('ferry_subscription_deliveries_total', 'ferry_ephemeral_deliveries_total') });
       if (points.length > 90) points.shift();
       set('rate-published', fmtRate(points[points.length - 1].pub));
       set('rate-delivered', fmtRate(points[points.length - 1].del));
@@ -403,27 +426,43 @@ const LATENCIES = [
 const RATE_SERIES = [{ key: 'del', color: '#1a7f37' }, { key: 'pub', color: '#1f6feb' }];
 const LATENCY_SERIES = [{ key: 'p50', color: '#8250df' }, { key: 'p99', color: '#bf3989' }];
 
-// buckets sums a histogram's classic buckets over its labels: [{le, count}]
-// by upper bound, the last +Inf.
-function buckets(samples, series) {
+// histograms reads a histogram's classic buckets from samples, series by
+// series (its labels but le): a Map from the series to its buckets
+// [{le, count}] by upper bound, the last +Inf.
+function histograms(samples, series) {
   const by = new Map();
   for (const m of samples) {
     if (m.name !== series + '_bucket') continue;
-    const le = m.labels.le === '+Inf' ? Infinity : parseFloat(m.labels.le);
-    by.set(le, (by.get(le) || 0) + m.value);
+    const key = Object.keys(m.labels).filter((k) => k !== 'le').sort().map((k) => `${k}="${m.labels[k]}"`).join(',');
+    if (!by.has(key)) by.set(key, []);
+    by.get(key).push({ le: m.labels.le === '+Inf' ? Infinity : parseFloat(m.labels.le), count: m.value });
   }
-  return [...by.entries()].sort((a, b) => a[0] - b[0]).map(([le, count]) => ({ le, count }));
+  for (const bs of by.values()) bs.sort((a, b) => a.le - b.le);
+  return by;
 }
 
-// bucketDelta is what the buckets gained between two scrapes (cumulative
-// counts). A bucket that went down means the broker restarted, or a
-// series was dropped: its count since is taken as it is.
+// bucketDelta is what the buckets of a histogram's series (histograms)
+// gained between two scrapes, summed over the series: cumulative counts
+// by upper bound. Each series is taken on its own: one new since counts
+// from 0, one gone (its topic deleted) counts nothing, and one of which
+// any bucket lost observations started again from 0 (the broker
+// restarted), so all of its counts are taken as they are. A series taken
+// bucket by bucket, or the series summed first, would mix counts since
+// the restart (or of the deleted topic) with differences, and the
+// buckets would no longer grow with their bound.
 function bucketDelta(cur, prev) {
-  const before = new Map(prev.map((b) => [b.le, b.count]));
-  return cur.map((b) => {
-    const p = before.get(b.le) || 0;
-    return { le: b.le, count: b.count >= p ? b.count - p : b.count };
-  });
+  const own = (bs) => bs.map((b, i) => b.count - (i ? bs[i - 1].count : 0));
+  const gained = new Map();
+  for (const [key, bs] of cur) {
+    const was = prev.get(key);
+    let window = bs;
+    if (was && was.length === bs.length && was.every((b, i) => b.le === bs[i].le)) {
+      const now = own(bs), before = own(was);
+      if (now.every((c, i) => c >= before[i])) window = bs.map((b, i) => ({ le: b.le, count: b.count - was[i].count }));
+    }
+    for (const b of window) gained.set(b.le, (gained.get(b.le) || 0) + b.count);
+  }
+  return [...gained.entries()].sort((a, b) => a[0] - b[0]).map(([le, count]) => ({ le, count }));
 }
 
 // quantile estimates the q-quantile of cumulative buckets as Prometheus's
