@@ -1,6 +1,7 @@
 package client
 
 import (
+	"runtime"
 	"testing"
 
 	ferryv1 "github.com/ferrymq/ferry/api/ferry/v1"
@@ -77,4 +78,28 @@ func FuzzDeliveryBatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDeliveryBatchCountsBounded: a broken broker's response announcing
+// a million deliveries in its counts (a byte each) with no records behind
+// them is refused without the client allocating a Delivery for each first:
+// what a response is sized by is bounded by the consumer's credit.
+func TestDeliveryBatchCountsBounded(t *testing.T) {
+	counts := make([]int32, 1<<20)
+	for i := range counts {
+		counts[i] = 1
+	}
+	resp := &ferryv1.ConsumeQueueResponse{Batches: []*ferryv1.DeliveryBatch{{Topic: "t", Counts: counts}}}
+	q := &QueueConsumer{}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	ds, err := q.decodeResponse(resp, nil, 100)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatalf("%d deliveries decoded from counts without records", len(ds))
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 16<<20 {
+		t.Fatalf("refusing %d counts without records allocated %d MiB", len(counts), n>>20)
+	}
 }

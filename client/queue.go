@@ -312,23 +312,37 @@ func (q *QueueConsumer) dial(ctx context.Context, s *session[Delivery]) (func() 
 	return func() error {
 		defer stream.Close()
 		return receiveAhead(stream, first, s.cancel, func(resp *ferryv1.ConsumeQueueResponse) error {
-			pds := resp.GetDeliveries()
-			n := len(pds)
-			for _, b := range resp.GetBatches() {
-				n += len(b.GetCounts())
-			}
-			ds := make([]Delivery, len(pds), n)
-			for i, d := range pds {
-				q.fillDelivery(&ds[i], s.attachment, d)
-			}
-			for _, b := range resp.GetBatches() {
-				if err := q.decodeBatch(&ds, s.attachment, b); err != nil {
-					return err
-				}
+			ds, err := q.decodeResponse(resp, s.attachment, cap(s.items))
+			if err != nil {
+				return err
 			}
 			return push(ctx, s, ds)
 		})
 	}, nil
+}
+
+// decodeResponse returns the deliveries of one ConsumeQueue response.
+// credit, the consumer's, is the most a response of a sound broker holds:
+// the slice is sized by what the response announces only up to that, so
+// that a broken broker's counts (a byte each on the wire, a Delivery each
+// here) cannot make the client allocate without bound before the records
+// are found missing.
+func (q *QueueConsumer) decodeResponse(resp *ferryv1.ConsumeQueueResponse, att *attachment, credit int) ([]Delivery, error) {
+	pds := resp.GetDeliveries()
+	n := len(pds)
+	for _, b := range resp.GetBatches() {
+		n += len(b.GetCounts())
+	}
+	ds := make([]Delivery, len(pds), max(len(pds), min(n, credit)))
+	for i, d := range pds {
+		q.fillDelivery(&ds[i], att, d)
+	}
+	for _, b := range resp.GetBatches() {
+		if err := q.decodeBatch(&ds, att, b); err != nil {
+			return nil, err
+		}
+	}
+	return ds, nil
 }
 
 // firstResponse reads a consume stream's first response, which names the

@@ -290,7 +290,7 @@ func (m *QueueMember) poll(max int) ([]Delivery, <-chan struct{}, error) {
 // collect takes up to room deliveries for m and records their delivery
 // counts before handing them out. Called with the locks held.
 func (q *queueSub) collect(m *QueueMember, room int, now time.Time) ([]Delivery, error) {
-	out := make([]Delivery, 0, q.available(room))
+	out := make([]Delivery, 0, q.available(room, now))
 	var mb meta.Batch
 	n := len(q.parts)
 	for tries := 0; len(out) < room && tries < n; {
@@ -420,11 +420,17 @@ func (q *queueSub) nextFor(qp *qpart, m *QueueMember, now time.Time) (Delivery, 
 // available is about how many deliveries a take of up to room finds: what
 // waits for redelivery, what is read ahead and what is stored past it. It
 // sizes the take's slice, which would otherwise grow, copying deliveries,
-// many times in a take of thousands. Called with the locks held.
-func (q *queueSub) available(room int) int {
+// many times in a take of thousands. What waits for later (delayed
+// messages, nacks with a delay) is not counted while the earliest of it
+// is not due: a take finds none of it, and every poll with nothing due
+// would otherwise allocate for it. Called with the locks held.
+func (q *queueSub) available(room int, now time.Time) int {
 	n := 0
 	for _, qp := range q.parts {
-		n += len(qp.ready) + len(qp.buf)
+		if qp.ready.Len() > 0 && !qp.ready[0].at.After(now) {
+			n += qp.ready.Len()
+		}
+		n += len(qp.buf)
 		if v := q.t.parts[qp.p].VisibleOffset() - qp.next; v > 0 {
 			n += int(min(v, int64(room)))
 		}

@@ -3,7 +3,6 @@ package native
 import (
 	"math"
 	"sync"
-	"time"
 
 	ferryv1 "github.com/ferrymq/ferry/api/ferry/v1"
 	"github.com/ferrymq/ferry/engine"
@@ -35,31 +34,20 @@ func (e *deliveryEncoders) encode(ds []engine.Delivery, send func([]*ferryv1.Del
 	defer e.pool.Put(enc)
 	enc.arena = enc.arena[:0]
 	var out []*ferryv1.DeliveryBatch
-	var cur *ferryv1.DeliveryBatch
-	var base, last int64
-	var deadline time.Time
-	for i := range ds {
-		d := &ds[i]
-		m := &d.Message
-		// A new batch when the partition or the deadline changes, or the
-		// offsets would not ascend within the int32 deltas a batch has.
-		if cur == nil || int(cur.Partition) != m.Partition || m.Offset <= last ||
-			m.Offset-base > math.MaxInt32 || !d.Deadline.Equal(deadline) {
-			if cur != nil {
-				cur.Records = enc.finish()
-			}
-			cur = &ferryv1.DeliveryBatch{Topic: m.Topic, Partition: int32(m.Partition), Deadline: ts(d.Deadline),
-				Counts: make([]int32, 0, runOf(ds[i:]))}
-			out = append(out, cur)
-			base, deadline = m.Offset, d.Deadline
-			enc.b.Reset()
+	for i := 0; i < len(ds); {
+		n := batchLen(ds[i:])
+		first := &ds[i]
+		b := &ferryv1.DeliveryBatch{Topic: first.Message.Topic, Partition: int32(first.Message.Partition),
+			Deadline: ts(first.Deadline), Counts: make([]int32, n)}
+		enc.b.Reset()
+		for j := range n {
+			d := &ds[i+j]
+			enc.b.AddAt(d.Message.Record())
+			b.Counts[j] = int32(d.Count)
 		}
-		enc.b.AddAt(m.Record())
-		cur.Counts = append(cur.Counts, int32(d.Count))
-		last = m.Offset
-	}
-	if cur != nil {
-		cur.Records = enc.finish()
+		b.Records = enc.finish()
+		out = append(out, b)
+		i += n
 	}
 	// Keep buffers of ordinary responses only; a rare huge one is let go.
 	if cap(enc.arena) > 4*maxFrame {
@@ -80,11 +68,20 @@ func (enc *deliveryEncoder) finish() []byte {
 	return enc.arena[start:len(enc.arena):len(enc.arena)]
 }
 
-// runOf is how many deliveries at the head of ds are of the first one's
-// partition: the most a batch starting there holds.
-func runOf(ds []engine.Delivery) int {
+// batchLen is how many deliveries at the head of ds (at least one) go in
+// one batch: a run of one partition's, with one deadline, at offsets that
+// ascend within the int32 deltas a batch has. Sizing each batch by exactly
+// that keeps a take that breaks into many batches (redeliveries and
+// delayed messages come in the order they fell due, not by offset) linear.
+func batchLen(ds []engine.Delivery) int {
+	first := &ds[0]
 	n := 1
-	for n < len(ds) && ds[n].Message.Partition == ds[0].Message.Partition {
+	for n < len(ds) {
+		m := &ds[n].Message
+		if m.Partition != first.Message.Partition || m.Offset <= ds[n-1].Message.Offset ||
+			m.Offset-first.Message.Offset > math.MaxInt32 || !ds[n].Deadline.Equal(first.Deadline) {
+			break
+		}
 		n++
 	}
 	return n
