@@ -39,6 +39,7 @@ type queueSub struct {
 	// delivery. Acks and extensions only move the true earliest later.
 	expiresFrom time.Time
 	rr          int
+	near        nearBatch // readAt's, for one take
 	closed      atomic.Bool
 }
 
@@ -291,6 +292,7 @@ func (m *QueueMember) poll(max int) ([]Delivery, <-chan struct{}, error) {
 // counts before handing them out. Called with the locks held.
 func (q *queueSub) collect(m *QueueMember, room int, now time.Time) ([]Delivery, error) {
 	out := make([]Delivery, 0, q.available(room, now))
+	defer q.forget()
 	var mb meta.Batch
 	n := len(q.parts)
 	for tries := 0; len(out) < room && tries < n; {
@@ -582,8 +584,17 @@ func (q *queueSub) skipTo(qp *qpart, start int64) error {
 	return nil
 }
 
-// readAt reads the message at one offset.
+// readAt reads the message at one offset. It keeps the messages of the
+// stored batch it read until forget: redeliveries and due delayed messages
+// come in offset order, often many of one batch, which would otherwise be
+// read and decoded whole once per message (330 µs per redelivery of a
+// batch of 2,000). Called with the locks held.
 func (q *queueSub) readAt(p int, offset int64) (Message, error) {
+	if c := &q.near; c.msgs != nil && c.p == p && offset >= c.msgs[0].Offset {
+		if i := offset - c.msgs[0].Offset; i < int64(len(c.msgs)) && c.msgs[i].Offset == offset {
+			return c.msgs[i], nil
+		}
+	}
 	l := q.t.parts[p]
 	res, err := l.Read(offset, 1)
 	if errors.Is(err, log.ErrOffsetOutOfRange) {
@@ -592,18 +603,35 @@ func (q *queueSub) readAt(p int, offset int64) (Message, error) {
 	if err != nil {
 		return Message{}, fmt.Errorf("read %s/%d offset %d: %w", q.rec.Topic, p, offset, err)
 	}
-	var msg Message
-	found := false
+	msgs := q.near.msgs[:0]
 	err = record.Split(res.Data, func(h record.Header, batch []byte) error {
 		return record.Records(batch, record.Limits{}, func(r record.Record) error {
-			if r.Offset == offset {
-				msg, found = messageFromRecord(q.rec.Topic, p, r), true
+			if r.Offset >= offset {
+				msgs = append(msgs, messageFromRecord(q.rec.Topic, p, r))
 			}
 			return nil
 		})
 	})
-	if err == nil && !found {
-		err = fmt.Errorf("%w: %s/%d offset %d", ErrOffsetOutOfRange, q.rec.Topic, p, offset)
+	if err != nil {
+		q.forget()
+		return Message{}, err
 	}
-	return msg, err
+	if len(msgs) == 0 || msgs[0].Offset != offset {
+		q.forget()
+		return Message{}, fmt.Errorf("%w: %s/%d offset %d", ErrOffsetOutOfRange, q.rec.Topic, p, offset)
+	}
+	q.near = nearBatch{p: p, msgs: msgs}
+	return msgs[0], nil
 }
+
+// nearBatch is what readAt read last: messages of one partition from the
+// offset it was asked for to the end of that stored batch, dense.
+type nearBatch struct {
+	p    int
+	msgs []Message
+}
+
+// forget drops what readAt keeps. A take calls it when it ends, so that
+// nothing read is served after retention may have deleted it, and no
+// memory is held between takes.
+func (q *queueSub) forget() { q.near = nearBatch{} }

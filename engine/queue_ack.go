@@ -171,7 +171,13 @@ func (m *QueueMember) Nack(id string, delay time.Duration) error {
 		h.OnNack(q.rec.Topic, q.rec.Name, 1)
 	}
 	q.wake()
-	q.reschedule(now)
+	if delay > 0 {
+		// Only the delay can bring the timer forward: the delivery leaving
+		// the in-flight set makes no deadline earlier, so there is no need
+		// for reschedule's scan of every delivery in flight (a nack per
+		// message with thousands in flight made nacking quadratic).
+		q.scheduleBy(now.Add(delay), now)
+	}
 	unlock()
 	q.sendDead(dead)
 	return nil
@@ -424,6 +430,7 @@ func (q *queueSub) deadMessage(d deadLetter) (Message, bool, error) {
 	}
 	defer unlock()
 	msg, err := q.readAt(d.partition, d.offset)
+	q.forget()
 	if errors.Is(err, ErrOffsetOutOfRange) {
 		return Message{}, false, nil
 	}

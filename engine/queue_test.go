@@ -397,3 +397,41 @@ func TestQueueExtendShorterExpiresEarlier(t *testing.T) {
 		t.Fatalf("after the shorter extension passed: %+v", again)
 	}
 }
+
+// TestQueueNackDelayWakesWaiter: a member already waiting in Receive gets
+// a message nacked with a delay once the delay passes, without polling
+// again: the nack sets the timer (it no longer rescans every delivery in
+// flight, so this guards that the timer is still set).
+func TestQueueNackDelayWakesWaiter(t *testing.T) {
+	b, clk, _ := newQueueEnv(t, SubscriptionConfig{AckDeadline: time.Hour}, 1)
+	publish(t, b, "jobs", Message{Value: []byte("x")})
+	w := join(t, b)
+	d := receive(t, w, 1)
+	if len(d) != 1 {
+		t.Fatalf("first: %+v", d)
+	}
+	got := make(chan []Delivery, 1)
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	go func() {
+		ds, _ := w.Receive(ctx, 1)
+		got <- ds
+	}()
+	if err := w.Nack(d[0].ID, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ds := <-got:
+		t.Fatalf("redelivered before the delay: %v", values(ds))
+	case <-time.After(50 * time.Millisecond):
+	}
+	clk.Advance(5 * time.Second)
+	select {
+	case ds := <-got:
+		if len(ds) != 1 || ds[0].Count != 2 {
+			t.Fatalf("after the delay: %+v", ds)
+		}
+	case <-ctx.Done():
+		t.Fatal("the waiting member was not woken when the delay passed")
+	}
+}
