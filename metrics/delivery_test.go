@@ -14,28 +14,7 @@ import (
 // there is none.
 func histogramOf(t *testing.T, reg prometheus.Gatherer, name string, labels ...string) *dto.Histogram {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel())*2 != len(labels) {
-				continue
-			}
-			for _, lp := range m.GetLabel() {
-				if !hasLabel(lp, labels) {
-					continue series
-				}
-			}
-			return m.GetHistogram()
-		}
-	}
-	return nil
+	return series(t, reg, name, labels...).GetHistogram()
 }
 
 // TestDeliveriesOfEveryKind: a stream member's, an ephemeral subscriber's

@@ -152,29 +152,11 @@ func TestUpSaysWhetherTheStateWasRead(t *testing.T) {
 // histogram is the sample count and sum of the histogram name{labels}.
 func histogram(t *testing.T, reg prometheus.Gatherer, name string, labels ...string) (uint64, float64) {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	h := series(t, reg, name, labels...).GetHistogram()
+	if h == nil {
+		t.Fatalf("no histogram %s%v", name, labels)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel())*2 != len(labels) {
-				continue
-			}
-			for _, lp := range m.GetLabel() {
-				if !hasLabel(lp, labels) {
-					continue series
-				}
-			}
-			return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
-		}
-	}
-	t.Fatalf("no histogram %s%v", name, labels)
-	return 0, 0
+	return h.GetSampleCount(), h.GetSampleSum()
 }
 
 func TestPublishAndFsyncLatency(t *testing.T) {

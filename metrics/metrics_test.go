@@ -49,6 +49,22 @@ func value(t *testing.T, reg prometheus.Gatherer, name string, labels ...string)
 
 func find(t *testing.T, reg prometheus.Gatherer, name string, labels ...string) (float64, bool) {
 	t.Helper()
+	m := series(t, reg, name, labels...)
+	switch {
+	case m == nil:
+		return 0, false
+	case m.Counter != nil:
+		return m.Counter.GetValue(), true
+	case m.Gauge != nil:
+		return m.Gauge.GetValue(), true
+	}
+	return 0, false
+}
+
+// series is the series name{labels} of reg (exactly those labels), nil
+// when there is none.
+func series(t *testing.T, reg prometheus.Gatherer, name string, labels ...string) *dto.Metric {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -57,25 +73,20 @@ func find(t *testing.T, reg prometheus.Gatherer, name string, labels ...string) 
 		if mf.GetName() != name {
 			continue
 		}
-	series:
+	next:
 		for _, m := range mf.GetMetric() {
 			if len(m.GetLabel())*2 != len(labels) {
 				continue
 			}
 			for _, lp := range m.GetLabel() {
 				if !hasLabel(lp, labels) {
-					continue series
+					continue next
 				}
 			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue(), true
-			case m.Gauge != nil:
-				return m.Gauge.GetValue(), true
-			}
+			return m
 		}
 	}
-	return 0, false
+	return nil
 }
 
 func hasLabel(lp *dto.LabelPair, labels []string) bool {
