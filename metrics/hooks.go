@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"errors"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,8 +41,13 @@ type Hooks struct {
 	endToEnd          *ageHistogramVec
 	fsyncLatency      prometheus.Histogram
 	fsyncErrors       prometheus.Counter
+	fetchedMessages   *prometheus.CounterVec
+	fetchedBytes      *prometheus.CounterVec
 
 	src atomic.Pointer[Source] // set by Follow
+
+	mu           sync.Mutex
+	fetchedDoors []string // the doors given a Fetched callback
 }
 
 var (
@@ -120,6 +127,11 @@ func NewHooks(reg prometheus.Registerer) *Hooks {
 			"Seconds each fsync of partitions' appended data took (one covers every publish waiting on it).")),
 		fsyncErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "fsync_errors_total",
 			Help: "Fsyncs of partitions' appended data that failed."}),
+		fetchedMessages: counter("fetched_messages_total",
+			"Messages of a topic a front door answered to reads that name no subscription of the broker's: "+
+				"Kafka Fetch requests (consumer groups' included), from each fetch offset on.", "topic", "door"),
+		fetchedBytes: counter("fetched_bytes_total",
+			"Bytes of the stored record batches a front door answered to those reads.", "topic", "door"),
 	}
 	reg.MustRegister(h)
 	return h
@@ -138,7 +150,7 @@ func (h *Hooks) collectors() []prometheus.Collector {
 	for _, v := range append(h.topicVecs(), h.subscriptionVecs()...) {
 		cs = append(cs, v)
 	}
-	for _, v := range h.ephemeralVecs() {
+	for _, v := range append(h.ephemeralVecs(), h.fetchedVecs()...) {
 		cs = append(cs, v)
 	}
 	return append(cs, h.publishLatency, h.endToEnd, h.fsyncLatency, h.fsyncErrors)
@@ -168,6 +180,9 @@ func (h *Hooks) Collect(ch chan<- prometheus.Metric) {
 // the listing may not show yet. When the broker cannot be listed nothing
 // is dropped (the Collector reports that).
 func (h *Hooks) follow(src Source) {
+	h.mu.Lock()
+	doors := slices.Clone(h.fetchedDoors)
+	h.mu.Unlock()
 	hadTopics, hadSubs := h.seen()
 	topics, err := src.ListTopics()
 	if err != nil {
@@ -185,6 +200,11 @@ func (h *Hooks) follow(src Source) {
 		h.publishLatency.WithLabelValues(t.Name)
 		for _, v := range h.ephemeralVecs() {
 			v.WithLabelValues(t.Name)
+		}
+		for _, door := range doors {
+			for _, v := range h.fetchedVecs() {
+				v.WithLabelValues(t.Name, door)
+			}
 		}
 		for _, p := range t.Partitions {
 			ps := strconv.Itoa(p.Partition)
@@ -213,7 +233,7 @@ func (h *Hooks) follow(src Source) {
 	}
 	for t := range hadTopics {
 		if !liveTopics[t] {
-			for _, v := range h.topicVecs() {
+			for _, v := range append(h.topicVecs(), h.fetchedVecs()...) {
 				v.DeletePartialMatch(prometheus.Labels{"topic": t})
 			}
 			h.publishLatency.DeleteLabelValues(t)
@@ -315,6 +335,24 @@ func (h *Hooks) subscriptionVecs() []*prometheus.CounterVec {
 	return append(h.queueVecs(), h.deliveredBytes, h.rebalances)
 }
 
+func (h *Hooks) fetchedVecs() []*prometheus.CounterVec {
+	return []*prometheus.CounterVec{h.fetchedMessages, h.fetchedBytes}
+}
+
+// Fetched returns the callback a front door tells what it answered to
+// reads that name no subscription of the broker's (the Kafka door's
+// Fetch), per topic. The door's series exist from 0 for every topic from
+// the next scrape on.
+func (h *Hooks) Fetched(door string) func(topic string, messages, bytes int) {
+	h.mu.Lock()
+	h.fetchedDoors = append(h.fetchedDoors, door)
+	h.mu.Unlock()
+	return func(topic string, messages, bytes int) {
+		h.fetchedMessages.WithLabelValues(topic, door).Add(float64(messages))
+		h.fetchedBytes.WithLabelValues(topic, door).Add(float64(bytes))
+	}
+}
+
 func (h *Hooks) ephemeralVecs() []*prometheus.CounterVec {
 	return []*prometheus.CounterVec{h.ephemeralMessages, h.ephemeralBytes}
 }
@@ -339,7 +377,7 @@ func (h *Hooks) seen() (topics map[string]bool, subs map[[2]string]bool) {
 			}
 		}
 	}
-	read(append(h.topicVecs(), h.ephemeralVecs()...), func(ls map[string]string) { topics[ls["topic"]] = true })
+	read(append(append(h.topicVecs(), h.ephemeralVecs()...), h.fetchedVecs()...), func(ls map[string]string) { topics[ls["topic"]] = true })
 	for t := range h.endToEnd.topics() {
 		topics[t] = true
 	}

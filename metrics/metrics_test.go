@@ -22,6 +22,13 @@ var bg = context.Background()
 // registry.
 func open(t *testing.T) (*engine.Broker, *prometheus.Registry) {
 	t.Helper()
+	b, reg, _ := openHooks(t)
+	return b, reg
+}
+
+// openHooks is open, with the hooks the broker was given.
+func openHooks(t *testing.T) (*engine.Broker, *prometheus.Registry, *metrics.Hooks) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	dir := t.TempDir()
 	hooks := metrics.NewHooks(reg)
@@ -32,7 +39,7 @@ func open(t *testing.T) (*engine.Broker, *prometheus.Registry) {
 	t.Cleanup(func() { b.Close() })
 	hooks.Follow(b)
 	reg.MustRegister(metrics.NewCollector(b, dir, nil))
-	return b, reg
+	return b, reg, hooks
 }
 
 // value is the value of the series name{labels} in reg; labels are name,
@@ -234,7 +241,8 @@ func TestStreamRebalancesAndLag(t *testing.T) {
 // every series exist (the linter sees only those), and checks that
 // docs/operations.md lists exactly the series that exist.
 func TestSeriesFollowConventions(t *testing.T) {
-	b, reg := open(t)
+	b, reg, hooks := openHooks(t)
+	hooks.Fetched("kafka")("t", 1, 10)
 	if _, err := b.CreateTopic(bg, "t", engine.TopicConfig{}); err != nil {
 		t.Fatal(err)
 	}

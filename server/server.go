@@ -88,6 +88,7 @@ func Start(cfg Config, logger *slog.Logger) (*Server, error) {
 			Logger:           logger,
 			OnConnection:     doors.Connection("kafka"),
 			OnRequestError:   doors.RequestError("kafka"),
+			OnFetched:        hooks.Fetched("kafka"),
 		})
 	}
 	s.native = native.New(b, native.Options{

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ferrymq/ferry/client"
@@ -250,4 +251,44 @@ func TestMetricsFrontDoors(t *testing.T) {
 
 	kc.nc.Close()
 	waitFor(kafkaConns, before[kafkaConns])
+}
+
+// TestMetricsKafkaFetched: what Kafka consumers fetch is counted per
+// topic: the series exist at 0 once the topic does, move by exactly the
+// records a plain partition consumer takes (records before the fetch
+// offset in a returned batch not counted), and go with the topic.
+func TestMetricsKafkaFetched(t *testing.T) {
+	s, c, ctx := kafkaTopic(t, "kf", 2, 30*time.Second)
+	base := "http://" + s.Addr()
+	msgsSeries, bytesSeries := `ferry_fetched_messages_total{door="kafka",topic="kf"}`, `ferry_fetched_bytes_total{door="kafka",topic="kf"}`
+	if m, ok := scrape(t, base)[msgsSeries]; !ok || m != 0 {
+		t.Fatalf("%s = %v (present %v) before any fetch", msgsSeries, m, ok)
+	}
+	var msgs []client.Message
+	for i := range 40 {
+		msgs = append(msgs, client.Message{Key: fmt.Appendf(nil, "k%d", i), Value: []byte("value")})
+	}
+	// One batch per partition; then the consumer starts past the first
+	// records of partition 0, inside its batch.
+	for p := range int32(2) {
+		if _, err := c.PublishTo(ctx, "kf", p, msgs[p*20:(p+1)*20]...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kc := kafkaClient(t, s.KafkaAddr(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+		"kf": {0: kgo.NewOffset().At(5), 1: kgo.NewOffset().At(0)}}))
+	if got := len(consumeN(t, kc, 35)); got != 35 {
+		t.Fatalf("consumed %d records, want 35", got)
+	}
+	kc.Close()
+	m := scrape(t, base)
+	if m[msgsSeries] != 35 || m[bytesSeries] <= 0 {
+		t.Fatalf("%s = %v (want 35), %s = %v", msgsSeries, m[msgsSeries], bytesSeries, m[bytesSeries])
+	}
+	if err := c.DeleteTopic(ctx, "kf"); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := scrape(t, base)[msgsSeries]; ok {
+		t.Fatalf("%s = %v after the topic was deleted", msgsSeries, v)
+	}
 }

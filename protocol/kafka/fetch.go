@@ -21,16 +21,41 @@ func handleFetch(c *conn, kreq kmsg.Request) (kmsg.Response, error) {
 	req := kreq.(*kmsg.FetchRequest)
 	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
 	for {
-		resp, size, waitOn, failed := fetchOnce(c, req)
+		resp, size, waitOn, failed, read := fetchOnce(c, req)
 		// A partition's error is answered at once, as Kafka does: the
 		// client resets an offset out of range without waiting.
 		if failed || size >= int(req.MinBytes) || size > 0 && req.MinBytes <= 0 || len(waitOn) == 0 || !time.Now().Before(deadline) {
+			c.s.reportFetched(read)
 			return resp, nil
 		}
 		if !c.s.waitAny(c.ctx, deadline, waitOn) {
-			resp, _, _, _ = fetchOnce(c, req)
+			resp, _, _, _, read = fetchOnce(c, req)
+			c.s.reportFetched(read)
 			return resp, nil
 		}
+	}
+}
+
+// fetched is what a fetch answers of one partition: the records from the
+// fetch offset on (the batches may hold earlier ones, which clients skip)
+// and the bytes of the batches.
+type fetched struct {
+	topic           string
+	messages, bytes int
+}
+
+// reportFetched tells OnFetched what a fetch answered, once per topic.
+func (s *Server) reportFetched(read []fetched) {
+	if s.opts.OnFetched == nil {
+		return
+	}
+	for i := 0; i < len(read); {
+		f := read[i]
+		for i++; i < len(read) && read[i].topic == f.topic; i++ {
+			f.messages += read[i].messages
+			f.bytes += read[i].bytes
+		}
+		s.opts.OnFetched(f.topic, f.messages, f.bytes)
 	}
 }
 
@@ -46,9 +71,10 @@ type waitPos struct {
 }
 
 // fetchOnce reads every partition once. It returns the response, the
-// bytes of batches in it, the partitions that had nothing yet, and whether
-// a partition got an error.
-func fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size int, waitOn []waitPos, failed bool) {
+// bytes of batches in it, the partitions that had nothing yet, whether a
+// partition got an error, and what it read of each partition that had
+// records.
+func fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size int, waitOn []waitPos, failed bool, read []fetched) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	budget := int(req.MaxBytes)
 	if req.Version < 3 || budget <= 0 || budget > maxFetchBytes {
@@ -87,6 +113,7 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size 
 			}
 			if len(res.Batches.Data) > 0 {
 				p.RecordBatches = res.Batches.Data
+				read = append(read, fetched{rt.Topic, int(res.Batches.Until - max(res.Batches.From, rp.FetchOffset)), len(res.Batches.Data)})
 			}
 			if len(p.RecordBatches) == 0 {
 				waitOn = append(waitOn, waitPos{rt.Topic, int(rp.Partition), rp.FetchOffset})
@@ -97,7 +124,7 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size 
 		}
 		resp.Topics = append(resp.Topics, t)
 	}
-	return resp, size, waitOn, failed
+	return resp, size, waitOn, failed, read
 }
 
 // errIfNot drops err when it is target.

@@ -57,6 +57,10 @@ type Options struct {
 	// resource's. The names are kerr's, so there are a bounded few. It is
 	// called from the connections' goroutines and must not block.
 	OnRequestError func(code string)
+	// OnFetched, when set, is told what each Fetch answered of a topic:
+	// the records from the fetch offsets on, and the bytes of the record
+	// batches (as stored). Once per topic and answer, never per record.
+	OnFetched func(topic string, messages, bytes int)
 }
 
 // nodeID is this broker's id in Metadata: one broker leads every partition.

@@ -318,7 +318,7 @@ function overviewPage() {
       el('h2', { text: 'Messages per second' }), canvas,
       el('div', { class: 'legend' },
         el('span', {}, el('i', { class: 'swatch-pub' }), 'published ', el('b', { id: 'rate-published', text: '–' })),
-        el('span', {}, el('i', { class: 'swatch-del' }), 'delivered to subscriptions ', el('b', { id: 'rate-delivered', text: '–' })),
+        el('span', {}, el('i', { class: 'swatch-del' }), 'delivered to consumers ', el('b', { id: 'rate-delivered', text: '–' })),
         el('span', { class: 'muted', text: 'from /metrics, every 2 s; Kafka fetches are not deliveries' }))),
     el('div', { class: 'row' }, latencyCards),
     el('section', { class: 'card' }, el('h2', { text: 'Topics' }),
@@ -383,7 +383,7 @@ function overviewPage() {
       const dt = cur.t - last.t;
       const rate = (...names) => names.reduce((a, n) => a + increase(cur.samples, last.samples, n), 0) / dt;
       points.push({ t: now, pub: rate('ferry_published_messages_total'),
-        del: rate('ferry_subscription_deliveries_total', 'ferry_ephemeral_deliveries_total') });
+        del: rate('ferry_subscription_deliveries_total', 'ferry_ephemeral_deliveries_total', 'ferry_fetched_messages_total') });
       if (points.length > 90) points.shift();
       set('rate-published', fmtRate(points[points.length - 1].pub));
       set('rate-delivered', fmtRate(points[points.length - 1].del));
