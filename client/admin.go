@@ -247,3 +247,17 @@ func (c *Client) SeekSubscription(ctx context.Context, topic, name string, parti
 	resp, err := call(c, ctx, c.subs.SeekSubscription, req)
 	return resp.GetSubscription(), err
 }
+
+// PurgeSubscription drops a subscription's backlog, as SQS's PurgeQueue
+// does, and returns how many messages it dropped; the topic keeps them for
+// other subscriptions and readers. A queue subscription settles every
+// message stored when the call is made, in flight included: acks, nacks
+// and extensions of those deliveries fail with NotFound, and a consumer
+// may still be handed one that was on its way. Messages published
+// afterwards are delivered as usual. A stream subscription's committed
+// offsets move to the end of every partition. NotFound when there is no
+// such topic or subscription.
+func (c *Client) PurgeSubscription(ctx context.Context, topic, name string) (int64, error) {
+	resp, err := call(c, ctx, c.subs.PurgeSubscription, &ferryv1.PurgeSubscriptionRequest{Topic: topic, Name: name})
+	return resp.GetPurged(), err
+}

@@ -55,7 +55,8 @@ func (d *Delivery) expired(now time.Time) bool {
 // Ack acknowledges the delivery: it is never delivered again. NotFound
 // when it is no longer in flight for this consumer (acked already, its
 // deadline passed, or the consumer's stream was reattached since it was
-// received): it will be, or was, delivered again.
+// received): it will be, or was, delivered again; or its subscription was
+// purged since (PurgeSubscription): it is never delivered again.
 func (d *Delivery) Ack(ctx context.Context) error {
 	d.settled.Store(true)
 	return d.c.ack(ctx, d.att, []ackItem{d.ackItem()})

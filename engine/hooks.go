@@ -72,6 +72,12 @@ type AckHook interface {
 	OnNack(topic, subscription string, nacked int)
 }
 
+// PurgeHook is told of each purge of a subscription (see
+// Broker.PurgeSubscription): how many messages it dropped, 0 included.
+type PurgeHook interface {
+	OnPurge(topic, subscription string, kind SubscriptionKind, messages int64)
+}
+
 // hooks holds the hooks by event, found once at Open.
 type hooks struct {
 	publish    []PublishHook
@@ -81,6 +87,7 @@ type hooks struct {
 	rebalance  []RebalanceHook
 	deliver    []DeliverHook
 	ack        []AckHook
+	purge      []PurgeHook
 
 	fetch           []FetchHook
 	deliveryLatency []DeliveryLatencyHook
@@ -109,6 +116,9 @@ func newHooks(hs []Hook) hooks {
 		}
 		if a, ok := x.(AckHook); ok {
 			h.ack = append(h.ack, a)
+		}
+		if p, ok := x.(PurgeHook); ok {
+			h.purge = append(h.purge, p)
 		}
 		if f, ok := x.(FetchHook); ok {
 			h.fetch = append(h.fetch, f)

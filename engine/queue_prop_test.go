@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -11,15 +12,19 @@ import (
 )
 
 // TestQueueProperties drives a queue subscription with random interleavings
-// of publish, receive, ack, nack, deadline expiry, member loss and broker
-// restart, and checks the queue's promises:
+// of publish, receive, ack, nack, deadline expiry, member loss, broker
+// restart and purge, and checks the queue's promises:
 //   - a message is never in flight twice at once, and an acknowledged or
 //     dead-lettered one is never delivered again;
 //   - a message is delivered again only after a nack, an expired deadline, its
 //     member leaving or a restart, with its count one higher;
-//   - in the end every published message is acknowledged or dead-lettered
-//     exactly once, and the dead-lettered ones are exactly those that failed
-//     their max_deliveries-th delivery.
+//   - a purge settles exactly the messages neither acknowledged nor
+//     dead-lettered (its count says how many), none of them is delivered
+//     again, and its deliveries in flight can no longer be acknowledged,
+//     nacked or extended;
+//   - in the end every published message is acknowledged, dead-lettered or
+//     purged, exactly one of the three, and the dead-lettered ones are
+//     exactly those that failed their max_deliveries-th delivery.
 func TestQueueProperties(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		const maxDeliveries = 3
@@ -53,6 +58,9 @@ func TestQueueProperties(t *testing.T) {
 			released  = map[string]bool{} // may be delivered again
 			inFlight  = map[string]flight{}
 			members   = make([]*QueueMember, 2)
+			purged    = map[string]bool{}
+			// gone are the deliveries in flight when a purge came.
+			gone []flight
 		)
 		joinAll := func() {
 			for i := range members {
@@ -83,6 +91,8 @@ func TestQueueProperties(t *testing.T) {
 			for _, d := range ds {
 				v := string(d.Message.Value)
 				switch {
+				case purged[v]:
+					rt.Fatalf("purged %s delivered again", v)
 				case acked[v]:
 					rt.Fatalf("acknowledged %s delivered again", v)
 				case dead[v]:
@@ -113,6 +123,24 @@ func TestQueueProperties(t *testing.T) {
 		}
 
 		rt.Repeat(map[string]func(*rapid.T){
+			// After every step: each member holds what the model says is
+			// in flight for it, no more (MaxInFlight counts it), no less.
+			"": func(rt *rapid.T) {
+				for i, m := range members {
+					want := 0
+					for _, f := range inFlight {
+						if f.member == i {
+							want++
+						}
+					}
+					m.s.mu.Lock()
+					got := m.inflight
+					m.s.mu.Unlock()
+					if got != want {
+						rt.Fatalf("member %d counts %d deliveries in flight, the model %d", i, got, want)
+					}
+				}
+			},
 			"publish": func(rt *rapid.T) {
 				n := rapid.IntRange(1, 4).Draw(rt, "n")
 				var msgs []Message
@@ -168,6 +196,7 @@ func TestQueueProperties(t *testing.T) {
 						fail(v)
 					}
 				}
+				gone = slices.DeleteFunc(gone, func(f flight) bool { return f.member == i })
 				m, err := b.JoinQueue("jobs", "q")
 				if err != nil {
 					rt.Fatal(err)
@@ -186,7 +215,46 @@ func TestQueueProperties(t *testing.T) {
 					delete(inFlight, v)
 					released[v] = true
 				}
+				gone = nil
 				joinAll()
+			},
+			"purge": func(rt *rapid.T) {
+				var want int64
+				for _, v := range published {
+					if !acked[v] && !dead[v] && !purged[v] {
+						purged[v] = true
+						want++
+					}
+				}
+				for v, f := range inFlight {
+					delete(inFlight, v)
+					gone = append(gone, f)
+				}
+				n, err := b.PurgeSubscription(bg, "jobs", "q")
+				if err != nil {
+					rt.Fatal(err)
+				}
+				if n != want {
+					rt.Fatalf("purge settled %d messages, want %d", n, want)
+				}
+			},
+			"settlePurged": func(rt *rapid.T) {
+				if len(gone) == 0 {
+					return
+				}
+				f := gone[rapid.IntRange(0, len(gone)-1).Draw(rt, "purged delivery")]
+				var err error
+				switch rapid.IntRange(0, 2).Draw(rt, "how") {
+				case 0:
+					err = members[f.member].Ack(f.d.ID)
+				case 1:
+					err = members[f.member].Nack(f.d.ID, 0)
+				default:
+					_, err = members[f.member].Extend(f.d.ID, time.Minute)
+				}
+				if !errors.Is(err, ErrUnknownDelivery) {
+					rt.Fatalf("settling %s after the purge: %v, want ErrUnknownDelivery", f.d.Message.Value, err)
+				}
 			},
 		})
 
@@ -214,8 +282,8 @@ func TestQueueProperties(t *testing.T) {
 			}
 		}
 		for _, v := range published {
-			if acked[v] == dead[v] {
-				rt.Fatalf("%s: acknowledged %v, dead-lettered %v", v, acked[v], dead[v])
+			if n := btoi(acked[v]) + btoi(dead[v]) + btoi(purged[v]); n != 1 {
+				rt.Fatalf("%s: acknowledged %v, dead-lettered %v, purged %v", v, acked[v], dead[v], purged[v])
 			}
 		}
 		var deadGot []string
@@ -241,4 +309,11 @@ func TestQueueProperties(t *testing.T) {
 func isInFlight[F any](m map[string]F, v string) bool {
 	_, ok := m[v]
 	return ok
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

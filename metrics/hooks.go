@@ -17,7 +17,8 @@ import (
 // Hooks counts engine events. It implements engine.PublishHook,
 // engine.PublishLatencyHook, engine.FsyncHook, engine.DeliverHook,
 // engine.FetchHook, engine.DeliveryLatencyHook, engine.AckHook,
-// engine.DeadLetterHook and engine.RebalanceHook; hand it to engine.Open
+// engine.DeadLetterHook, engine.RebalanceHook and engine.PurgeHook; hand
+// it to engine.Open
 // in Options.Hooks, and call Follow so its series follow the broker's
 // topics and subscriptions (made at 0 when they are created, dropped when
 // they are deleted).
@@ -37,6 +38,7 @@ type Hooks struct {
 	nacks             *prometheus.CounterVec
 	deadLetters       *prometheus.CounterVec
 	rebalances        *prometheus.CounterVec
+	purged            *prometheus.CounterVec
 	publishLatency    *prometheus.HistogramVec
 	endToEnd          *ageHistogramVec
 	fsyncLatency      prometheus.Histogram
@@ -60,6 +62,7 @@ var (
 	_ engine.AckHook             = (*Hooks)(nil)
 	_ engine.DeadLetterHook      = (*Hooks)(nil)
 	_ engine.RebalanceHook       = (*Hooks)(nil)
+	_ engine.PurgeHook           = (*Hooks)(nil)
 )
 
 // latencyBuckets are the classic buckets of the latency histograms, for
@@ -116,6 +119,8 @@ func NewHooks(reg prometheus.Registerer) *Hooks {
 			"Messages of a queue subscription moved to its dead-letter topic.", "topic", "subscription"),
 		rebalances: counter("subscription_rebalances_total",
 			"Membership changes of a stream subscription (consumer group).", "topic", "subscription"),
+		purged: counter("subscription_purged_messages_total",
+			"Messages dropped from a subscription's backlog by purges (a stream's lag skipped).", "topic", "subscription"),
 		publishLatency: prometheus.NewHistogramVec(histogramOpts("publish_duration_seconds",
 			"Seconds from a publish call to its messages being durable under the topic's fsync policy "+
 				"(when the client is answered), successful publishes only."), []string{"topic"}),
@@ -314,6 +319,11 @@ func (h *Hooks) OnDeadLetter(topic, subscription string, messages int) {
 	h.deadLetters.WithLabelValues(topic, subscription).Add(float64(messages))
 }
 
+// OnPurge implements engine.PurgeHook.
+func (h *Hooks) OnPurge(topic, subscription string, kind engine.SubscriptionKind, messages int64) {
+	h.purged.WithLabelValues(topic, subscription).Add(float64(messages))
+}
+
 // OnRebalance implements engine.RebalanceHook.
 func (h *Hooks) OnRebalance(topic, subscription string, generation int64, members int) {
 	h.rebalances.WithLabelValues(topic, subscription).Inc()
@@ -324,11 +334,11 @@ func (h *Hooks) topicVecs() []*prometheus.CounterVec {
 }
 
 func (h *Hooks) queueVecs() []*prometheus.CounterVec {
-	return []*prometheus.CounterVec{h.deliveries, h.redeliveries, h.acks, h.nacks, h.deadLetters}
+	return []*prometheus.CounterVec{h.deliveries, h.redeliveries, h.acks, h.nacks, h.deadLetters, h.purged}
 }
 
 func (h *Hooks) streamVecs() []*prometheus.CounterVec {
-	return []*prometheus.CounterVec{h.deliveries, h.deliveredBytes, h.rebalances}
+	return []*prometheus.CounterVec{h.deliveries, h.deliveredBytes, h.rebalances, h.purged}
 }
 
 func (h *Hooks) subscriptionVecs() []*prometheus.CounterVec {

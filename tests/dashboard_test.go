@@ -377,6 +377,48 @@ func TestDashboard(t *testing.T) {
 			}
 		}
 		b.noScriptErrors()
+
+		// Purge mailer (a queue, 5 in flight), through the confirmation:
+		// cancelled first, then confirmed.
+		mailerBacklog := func() int64 {
+			sub := mustCall(t, base, "ferry.v1.SubscriptionService/DescribeSubscription", map[string]any{"topic": "orders", "name": "mailer"})["subscription"].(map[string]any)
+			var n int64
+			for _, p := range sub["partitions"].([]any) {
+				v, _ := strconv.ParseInt(p.(map[string]any)["backlog"].(string), 10, 64)
+				n += v
+			}
+			return n
+		}
+		want := mailerBacklog()
+		if want == 0 {
+			t.Fatal("mailer has no backlog to purge")
+		}
+		if b.text(`button[data-purge="orders/billing"]`) != "" {
+			t.Error("a stream subscription offers Purge (it has Seek)")
+		}
+		b.do("purge, cancelled",
+			chromedp.Click(chromedp.CSS(`button[data-purge="orders/mailer"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#confirm-cancel")))
+		if got := b.text("#confirm-text"); !strings.Contains(got, fmt.Sprintf("Its %s messages not acknowledged yet", fmtThousands(want))) {
+			t.Errorf("confirmation says %q, want the backlog %d", got, want)
+		}
+		b.do("cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")), chromedp.WaitNotVisible(chromedp.CSS("#confirm")))
+		if n := mailerBacklog(); n != want {
+			t.Fatalf("mailer backlog %d after a cancelled purge, want %d", n, want)
+		}
+		b.do("purge",
+			chromedp.Click(chromedp.CSS(`button[data-purge="orders/mailer"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+			chromedp.Click(chromedp.CSS("#confirm-ok")))
+		b.waitFor("backlog 0 after purge", `document.querySelector('tr[data-sub="orders/mailer"] .backlog').textContent === "0"`)
+		b.waitFor("in flight 0 after purge", `document.querySelector('tr[data-sub="orders/mailer"] .inflight').textContent === "0"`)
+		if got, wantNotice := b.text("#status"), fmt.Sprintf("Purged %s messages of mailer.", fmtThousands(want)); got != wantNotice {
+			t.Errorf("status %q, want %q", got, wantNotice)
+		}
+		if n := mailerBacklog(); n != 0 {
+			t.Errorf("mailer backlog after purge: %d", n)
+		}
+		b.noScriptErrors()
 	})
 
 	// The pages that refresh on a timer clear the error of a failed refresh
@@ -586,4 +628,13 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("quantiles %s, want %s", got, want)
 		}
 	})
+}
+
+// fmtThousands writes n as the pages do (en-US grouping: 1,234).
+func fmtThousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

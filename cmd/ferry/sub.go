@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -18,7 +20,7 @@ func newSubCmd() *cobra.Command {
 	group := commandGroup(&cobra.Command{
 		Use:     "sub",
 		Aliases: []string{"subscription"},
-		Short:   "Create, list, describe, seek and delete subscriptions",
+		Short:   "Create, list, describe, seek, purge and delete subscriptions",
 		Long: `Administer subscriptions: named, durable consumer state on a topic. Every
 subscription sees every message of its topic (several on one topic is
 fan-out). Its kind says how its consumers share the work:
@@ -28,7 +30,8 @@ fan-out). Its kind says how its consumers share the work:
           past --max-deliveries it moves to a dead-letter topic
   stream  the topic's partitions are split among the consumers, each reads
           its partitions in order and commits offsets (a Kafka consumer
-          group); seek moves the committed offsets`,
+          group); seek moves the committed offsets
+Purge drops a subscription's backlog (what it has not consumed yet).`,
 		Example: `  ferry sub create orders billing --kind queue --max-deliveries 5
   ferry sub create orders analytics --kind stream --start earliest
   ferry sub describe orders billing`,
@@ -40,6 +43,7 @@ fan-out). Its kind says how its consumers share the work:
 		newSubListCmd(),
 		newSubDescribeCmd(),
 		newSubSeekCmd(),
+		newSubPurgeCmd(),
 		newSubDeleteCmd(),
 	)
 	return group
@@ -296,6 +300,109 @@ partitions continue from there. The new state is printed as describe does.`,
 	cmd.RegisterFlagCompletionFunc("to", fixedCompletion("earliest", "latest"))
 	addOutputFlag(cmd, &format)
 	return cmd
+}
+
+func newSubPurgeCmd() *cobra.Command {
+	var (
+		yes    bool
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   "purge TOPIC NAME",
+		Short: "Drop a subscription's backlog",
+		Long: `Drop a subscription's backlog, as SQS's PurgeQueue does. The topic keeps its
+messages: other subscriptions and readers still see them.
+
+A queue subscription settles every message stored when the purge is made,
+whatever its state: ready, delayed, waiting to be delivered again, held back
+by key ordering, or in flight (those deliveries can no longer be
+acknowledged). Messages published afterwards are delivered as usual. A
+stream subscription's committed offsets move to the end of every partition
+(as seek --to latest). Prints how many messages were dropped.
+
+When standard input is a terminal, purge shows the backlog and asks first;
+--yes skips the question. Otherwise (a script, a pipe) it does not ask.`,
+		Example: `  ferry sub purge orders billing
+  ferry sub purge orders billing --yes -o json`,
+		Args:              usageArgs(cobra.ExactArgs(2)),
+		ValidArgsFunction: completeTopicSubArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			topic, name := args[0], args[1]
+			c, ctx, cancel, err := adminConn(cmd, format)
+			if err != nil {
+				return err
+			}
+			if !yes && isInteractive(cmd.InOrStdin()) {
+				resp, err := c.subs.DescribeSubscription(ctx, connect.NewRequest(&ferryv1.DescribeSubscriptionRequest{Topic: topic, Name: name}))
+				cancel()
+				if err != nil {
+					return c.rpcError(err)
+				}
+				ok, err := confirm(cmd, purgeQuestion(resp.Msg.GetSubscription()))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return errors.New("not purged: not confirmed")
+				}
+				ctx, cancel = adminCtx(cmd)
+			}
+			defer cancel()
+			resp, err := c.subs.PurgeSubscription(ctx, connect.NewRequest(&ferryv1.PurgeSubscriptionRequest{Topic: topic, Name: name}))
+			if err != nil {
+				return c.rpcError(err)
+			}
+			if format == outputJSON {
+				return writeJSON(cmd.OutOrStdout(), purgeView{Purged: resp.Msg.GetPurged(), Subscription: newSubscriptionView(resp.Msg.GetSubscription())})
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "purged %s of subscription %q of topic %q\n", plural(resp.Msg.GetPurged(), "message"), name, topic)
+			return err
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	addOutputFlag(cmd, &format)
+	return cmd
+}
+
+// purgeView is what `sub purge -o json` prints.
+type purgeView struct {
+	Purged       int64            `json:"purged"`
+	Subscription subscriptionView `json:"subscription"`
+}
+
+// purgeQuestion asks whether to purge s, saying what it would drop.
+func purgeQuestion(s *ferryv1.Subscription) string {
+	var backlog int64
+	for _, p := range s.GetPartitions() {
+		backlog += p.GetBacklog()
+	}
+	if s.GetConfig().GetKind() == ferryv1.SubscriptionKind_SUBSCRIPTION_KIND_STREAM {
+		return fmt.Sprintf("Purge stream subscription %q of topic %q? Its committed offsets move to the end, skipping its lag of %s.",
+			s.GetName(), s.GetTopic(), plural(backlog, "message"))
+	}
+	return fmt.Sprintf("Purge queue subscription %q of topic %q? Its %s not acknowledged yet, in flight included, will never be delivered to it.",
+		s.GetName(), s.GetTopic(), plural(backlog, "message"))
+}
+
+// confirm asks question on standard error and reads the answer from
+// standard input: true for y or yes.
+func confirm(cmd *cobra.Command, question string) (bool, error) {
+	if _, err := fmt.Fprintf(cmd.ErrOrStderr(), "%s [y/N] ", question); err != nil {
+		return false, err
+	}
+	line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	if err != nil && line == "" {
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err == io.EOF {
+			return false, nil
+		}
+		return false, err
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
 }
 
 func newSubDeleteCmd() *cobra.Command {

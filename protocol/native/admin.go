@@ -156,3 +156,15 @@ func (h subscriptions) SeekSubscription(ctx context.Context, req *connect.Reques
 	}
 	return connect.NewResponse(&ferryv1.SeekSubscriptionResponse{Subscription: subscriptionToProto(info)}), nil
 }
+
+func (h subscriptions) PurgeSubscription(ctx context.Context, req *connect.Request[ferryv1.PurgeSubscriptionRequest]) (*connect.Response[ferryv1.PurgeSubscriptionResponse], error) {
+	n, err := h.s.b.PurgeSubscription(ctx, req.Msg.Topic, req.Msg.Name)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	info, err := h.s.b.DescribeSubscription(req.Msg.Topic, req.Msg.Name)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&ferryv1.PurgeSubscriptionResponse{Purged: n, Subscription: subscriptionToProto(info)}), nil
+}

@@ -27,6 +27,7 @@ var unaryProcedures = []string{
 	"/ferry.v1.ConsumeService/Commit",
 	"/ferry.v1.ConsumeService/Grant",
 	"/ferry.v1.ReadService/Read",
+	"/ferry.v1.SubscriptionService/PurgeSubscription",
 }
 
 // FuzzUnary sends arbitrary bodies, as protobuf or JSON, to every unary
@@ -44,6 +45,9 @@ func FuzzUnary(f *testing.F) {
 	f.Add(uint8(8), false, []byte(`{"topic":"t","subscription":"s","refs":[{"partition":0,"offsets":["1","2"],"counts":[1]}]}`))
 	f.Add(uint8(8), false, []byte(`{"topic":"t","subscription":"s","refs":[{"partition":-7,"offsets":["-1"],"counts":[0]}],"deliveryIds":["x"]}`))
 	f.Add(uint8(13), false, []byte(`{"topic":"t","partition":0,"offset":"-9223372036854775808","maxBytes":-1}`))
+	f.Add(uint8(14), false, []byte(`{"topic":"t","name":"q"}`))
+	f.Add(uint8(14), false, []byte(`{"topic":"t","name":""}`))
+	f.Add(uint8(14), true, []byte("\x0a\x01t\x12\x01q"))
 	f.Add(uint8(6), true, []byte("\x0a\x01t\x1a\x03\x12\x01x"))
 	f.Add(uint8(0), true, []byte("\x0a\xff\xff\xff\xff\x0f"))
 	f.Fuzz(func(t *testing.T, which uint8, binary bool, body []byte) {
@@ -53,6 +57,13 @@ func FuzzUnary(f *testing.F) {
 		}
 		defer b.Close()
 		if _, err := b.CreateTopic(context.Background(), "t", engine.TopicConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		// A queue subscription with a message, for the purge to settle.
+		if _, err := b.CreateSubscription(context.Background(), "t", "q", engine.SubscriptionConfig{Kind: engine.KindQueue}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Publish(context.Background(), "t", engine.Message{Value: []byte("m")}); err != nil {
 			t.Fatal(err)
 		}
 		s := New(b, Options{MaxWait: 10 * time.Millisecond})

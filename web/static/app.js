@@ -815,7 +815,8 @@ function subscriptionsPage() {
         el('td', { class: 'num inflight', text: kind === 'queue' ? fmtInt(inFlight) : '–' }),
         el('td', { class: 'num', text: kind === 'queue' ? fmtInt(deadLetters) : '–', title: 'since the broker started (from /metrics)' }),
         el('td', {},
-          kind === 'stream' ? el('button', { type: 'button', 'data-seek': id, text: 'Seek', onclick: () => openSeek(s) }) : null, ' ',
+          kind === 'stream' ? el('button', { type: 'button', 'data-seek': id, text: 'Seek', onclick: () => openSeek(s) }) : null,
+          kind === 'queue' ? el('button', { type: 'button', 'data-purge': id, text: 'Purge', onclick: () => purgeSub(s) }) : null, ' ',
           el('button', { type: 'button', class: 'danger', 'data-delete-sub': id, text: 'Delete', onclick: () => deleteSub(s) }))),
       el('tr', { class: 'detail' }, el('td', { colspan: 8 }, ps.map((p) => el('span', { class: 'mono' },
         `p${p.partition}: ${kind === 'stream' ? 'committed ' + fmtInt(p.committed) : 'acked below ' + fmtInt(p.ackFloor)}` +
@@ -829,6 +830,23 @@ function subscriptionsPage() {
     try {
       await rpc('SubscriptionService', 'DeleteSubscription', { topic: s.topic, name: s.name });
       showNotice(status, `Deleted subscription ${s.name}.`);
+      await refresh(true);
+    } catch (e) { showError(status, e); }
+  };
+
+  // purgeSub drops a queue subscription's backlog after a confirmation
+  // that says how large it is now.
+  const purgeSub = async (s) => {
+    let backlog = sumBig(s.partitions || [], (p) => p.backlog);
+    try {
+      const now = (await rpc('SubscriptionService', 'DescribeSubscription', { topic: s.topic, name: s.name })).subscription;
+      backlog = sumBig(now.partitions || [], (p) => p.backlog);
+    } catch (e) { showError(status, e); return; }
+    if (!await confirmAction(`Purge subscription "${s.name}" of topic "${s.topic}"? Its ${fmtInt(backlog)} messages not acknowledged yet, ` +
+      'in flight included, will never be delivered to it (the topic keeps them for other subscriptions). This cannot be undone.', 'Purge')) return;
+    try {
+      const r = await rpc('SubscriptionService', 'PurgeSubscription', { topic: s.topic, name: s.name });
+      showNotice(status, `Purged ${fmtInt(r.purged)} messages of ${s.name}.`);
       await refresh(true);
     } catch (e) { showError(status, e); }
   };

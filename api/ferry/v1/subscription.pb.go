@@ -987,6 +987,114 @@ func (x *SeekSubscriptionResponse) GetSubscription() *Subscription {
 	return nil
 }
 
+type PurgeSubscriptionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeSubscriptionRequest) Reset() {
+	*x = PurgeSubscriptionRequest{}
+	mi := &file_ferry_v1_subscription_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeSubscriptionRequest) ProtoMessage() {}
+
+func (x *PurgeSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_subscription_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*PurgeSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_subscription_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PurgeSubscriptionRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PurgeSubscriptionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type PurgeSubscriptionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// purged is how many messages the purge dropped: the subscription's
+	// backlog (a stream's lag) at that moment, as DescribeSubscription
+	// counts it.
+	Purged int64 `protobuf:"varint,1,opt,name=purged,proto3" json:"purged,omitempty"`
+	// subscription is the subscription's state after the purge.
+	Subscription  *Subscription `protobuf:"bytes,2,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeSubscriptionResponse) Reset() {
+	*x = PurgeSubscriptionResponse{}
+	mi := &file_ferry_v1_subscription_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeSubscriptionResponse) ProtoMessage() {}
+
+func (x *PurgeSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ferry_v1_subscription_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*PurgeSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_ferry_v1_subscription_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PurgeSubscriptionResponse) GetPurged() int64 {
+	if x != nil {
+		return x.Purged
+	}
+	return 0
+}
+
+func (x *PurgeSubscriptionResponse) GetSubscription() *Subscription {
+	if x != nil {
+		return x.Subscription
+	}
+	return nil
+}
+
 var File_ferry_v1_subscription_proto protoreflect.FileDescriptor
 
 const file_ferry_v1_subscription_proto_rawDesc = "" +
@@ -1052,7 +1160,13 @@ const file_ferry_v1_subscription_proto_rawDesc = "" +
 	"\n" +
 	"_partition\"V\n" +
 	"\x18SeekSubscriptionResponse\x12:\n" +
-	"\fsubscription\x18\x01 \x01(\v2\x16.ferry.v1.SubscriptionR\fsubscription*p\n" +
+	"\fsubscription\x18\x01 \x01(\v2\x16.ferry.v1.SubscriptionR\fsubscription\"D\n" +
+	"\x18PurgeSubscriptionRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"o\n" +
+	"\x19PurgeSubscriptionResponse\x12\x16\n" +
+	"\x06purged\x18\x01 \x01(\x03R\x06purged\x12:\n" +
+	"\fsubscription\x18\x02 \x01(\v2\x16.ferry.v1.SubscriptionR\fsubscription*p\n" +
 	"\x10SubscriptionKind\x12!\n" +
 	"\x1dSUBSCRIPTION_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SUBSCRIPTION_KIND_QUEUE\x10\x01\x12\x1c\n" +
@@ -1060,13 +1174,14 @@ const file_ferry_v1_subscription_proto_rawDesc = "" +
 	"\rStartPosition\x12\x1e\n" +
 	"\x1aSTART_POSITION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15START_POSITION_LATEST\x10\x01\x12\x1b\n" +
-	"\x17START_POSITION_EARLIEST\x10\x022\x87\x04\n" +
+	"\x17START_POSITION_EARLIEST\x10\x022\xe7\x04\n" +
 	"\x13SubscriptionService\x12a\n" +
 	"\x12CreateSubscription\x12#.ferry.v1.CreateSubscriptionRequest\x1a$.ferry.v1.CreateSubscriptionResponse\"\x00\x12a\n" +
 	"\x11ListSubscriptions\x12\".ferry.v1.ListSubscriptionsRequest\x1a#.ferry.v1.ListSubscriptionsResponse\"\x03\x90\x02\x01\x12j\n" +
 	"\x14DescribeSubscription\x12%.ferry.v1.DescribeSubscriptionRequest\x1a&.ferry.v1.DescribeSubscriptionResponse\"\x03\x90\x02\x01\x12a\n" +
 	"\x12DeleteSubscription\x12#.ferry.v1.DeleteSubscriptionRequest\x1a$.ferry.v1.DeleteSubscriptionResponse\"\x00\x12[\n" +
-	"\x10SeekSubscription\x12!.ferry.v1.SeekSubscriptionRequest\x1a\".ferry.v1.SeekSubscriptionResponse\"\x00B/Z-github.com/ferrymq/ferry/api/ferry/v1;ferryv1b\x06proto3"
+	"\x10SeekSubscription\x12!.ferry.v1.SeekSubscriptionRequest\x1a\".ferry.v1.SeekSubscriptionResponse\"\x00\x12^\n" +
+	"\x11PurgeSubscription\x12\".ferry.v1.PurgeSubscriptionRequest\x1a#.ferry.v1.PurgeSubscriptionResponse\"\x00B/Z-github.com/ferrymq/ferry/api/ferry/v1;ferryv1b\x06proto3"
 
 var (
 	file_ferry_v1_subscription_proto_rawDescOnce sync.Once
@@ -1081,7 +1196,7 @@ func file_ferry_v1_subscription_proto_rawDescGZIP() []byte {
 }
 
 var file_ferry_v1_subscription_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ferry_v1_subscription_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_ferry_v1_subscription_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_ferry_v1_subscription_proto_goTypes = []any{
 	(SubscriptionKind)(0),                // 0: ferry.v1.SubscriptionKind
 	(StartPosition)(0),                   // 1: ferry.v1.StartPosition
@@ -1098,37 +1213,42 @@ var file_ferry_v1_subscription_proto_goTypes = []any{
 	(*DeleteSubscriptionResponse)(nil),   // 12: ferry.v1.DeleteSubscriptionResponse
 	(*SeekSubscriptionRequest)(nil),      // 13: ferry.v1.SeekSubscriptionRequest
 	(*SeekSubscriptionResponse)(nil),     // 14: ferry.v1.SeekSubscriptionResponse
-	(*durationpb.Duration)(nil),          // 15: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),        // 16: google.protobuf.Timestamp
+	(*PurgeSubscriptionRequest)(nil),     // 15: ferry.v1.PurgeSubscriptionRequest
+	(*PurgeSubscriptionResponse)(nil),    // 16: ferry.v1.PurgeSubscriptionResponse
+	(*durationpb.Duration)(nil),          // 17: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 18: google.protobuf.Timestamp
 }
 var file_ferry_v1_subscription_proto_depIdxs = []int32{
 	0,  // 0: ferry.v1.SubscriptionConfig.kind:type_name -> ferry.v1.SubscriptionKind
 	1,  // 1: ferry.v1.SubscriptionConfig.start_at:type_name -> ferry.v1.StartPosition
-	15, // 2: ferry.v1.SubscriptionConfig.ack_deadline:type_name -> google.protobuf.Duration
-	16, // 3: ferry.v1.Subscription.created:type_name -> google.protobuf.Timestamp
+	17, // 2: ferry.v1.SubscriptionConfig.ack_deadline:type_name -> google.protobuf.Duration
+	18, // 3: ferry.v1.Subscription.created:type_name -> google.protobuf.Timestamp
 	2,  // 4: ferry.v1.Subscription.config:type_name -> ferry.v1.SubscriptionConfig
 	3,  // 5: ferry.v1.Subscription.partitions:type_name -> ferry.v1.SubscriptionPartition
 	2,  // 6: ferry.v1.CreateSubscriptionRequest.config:type_name -> ferry.v1.SubscriptionConfig
 	4,  // 7: ferry.v1.CreateSubscriptionResponse.subscription:type_name -> ferry.v1.Subscription
 	4,  // 8: ferry.v1.ListSubscriptionsResponse.subscriptions:type_name -> ferry.v1.Subscription
 	4,  // 9: ferry.v1.DescribeSubscriptionResponse.subscription:type_name -> ferry.v1.Subscription
-	16, // 10: ferry.v1.SeekSubscriptionRequest.time:type_name -> google.protobuf.Timestamp
+	18, // 10: ferry.v1.SeekSubscriptionRequest.time:type_name -> google.protobuf.Timestamp
 	4,  // 11: ferry.v1.SeekSubscriptionResponse.subscription:type_name -> ferry.v1.Subscription
-	5,  // 12: ferry.v1.SubscriptionService.CreateSubscription:input_type -> ferry.v1.CreateSubscriptionRequest
-	7,  // 13: ferry.v1.SubscriptionService.ListSubscriptions:input_type -> ferry.v1.ListSubscriptionsRequest
-	9,  // 14: ferry.v1.SubscriptionService.DescribeSubscription:input_type -> ferry.v1.DescribeSubscriptionRequest
-	11, // 15: ferry.v1.SubscriptionService.DeleteSubscription:input_type -> ferry.v1.DeleteSubscriptionRequest
-	13, // 16: ferry.v1.SubscriptionService.SeekSubscription:input_type -> ferry.v1.SeekSubscriptionRequest
-	6,  // 17: ferry.v1.SubscriptionService.CreateSubscription:output_type -> ferry.v1.CreateSubscriptionResponse
-	8,  // 18: ferry.v1.SubscriptionService.ListSubscriptions:output_type -> ferry.v1.ListSubscriptionsResponse
-	10, // 19: ferry.v1.SubscriptionService.DescribeSubscription:output_type -> ferry.v1.DescribeSubscriptionResponse
-	12, // 20: ferry.v1.SubscriptionService.DeleteSubscription:output_type -> ferry.v1.DeleteSubscriptionResponse
-	14, // 21: ferry.v1.SubscriptionService.SeekSubscription:output_type -> ferry.v1.SeekSubscriptionResponse
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	4,  // 12: ferry.v1.PurgeSubscriptionResponse.subscription:type_name -> ferry.v1.Subscription
+	5,  // 13: ferry.v1.SubscriptionService.CreateSubscription:input_type -> ferry.v1.CreateSubscriptionRequest
+	7,  // 14: ferry.v1.SubscriptionService.ListSubscriptions:input_type -> ferry.v1.ListSubscriptionsRequest
+	9,  // 15: ferry.v1.SubscriptionService.DescribeSubscription:input_type -> ferry.v1.DescribeSubscriptionRequest
+	11, // 16: ferry.v1.SubscriptionService.DeleteSubscription:input_type -> ferry.v1.DeleteSubscriptionRequest
+	13, // 17: ferry.v1.SubscriptionService.SeekSubscription:input_type -> ferry.v1.SeekSubscriptionRequest
+	15, // 18: ferry.v1.SubscriptionService.PurgeSubscription:input_type -> ferry.v1.PurgeSubscriptionRequest
+	6,  // 19: ferry.v1.SubscriptionService.CreateSubscription:output_type -> ferry.v1.CreateSubscriptionResponse
+	8,  // 20: ferry.v1.SubscriptionService.ListSubscriptions:output_type -> ferry.v1.ListSubscriptionsResponse
+	10, // 21: ferry.v1.SubscriptionService.DescribeSubscription:output_type -> ferry.v1.DescribeSubscriptionResponse
+	12, // 22: ferry.v1.SubscriptionService.DeleteSubscription:output_type -> ferry.v1.DeleteSubscriptionResponse
+	14, // 23: ferry.v1.SubscriptionService.SeekSubscription:output_type -> ferry.v1.SeekSubscriptionResponse
+	16, // 24: ferry.v1.SubscriptionService.PurgeSubscription:output_type -> ferry.v1.PurgeSubscriptionResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_ferry_v1_subscription_proto_init() }
@@ -1148,7 +1268,7 @@ func file_ferry_v1_subscription_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ferry_v1_subscription_proto_rawDesc), len(file_ferry_v1_subscription_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

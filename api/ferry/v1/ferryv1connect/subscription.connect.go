@@ -48,6 +48,9 @@ const (
 	// SubscriptionServiceSeekSubscriptionProcedure is the fully-qualified name of the
 	// SubscriptionService's SeekSubscription RPC.
 	SubscriptionServiceSeekSubscriptionProcedure = "/ferry.v1.SubscriptionService/SeekSubscription"
+	// SubscriptionServicePurgeSubscriptionProcedure is the fully-qualified name of the
+	// SubscriptionService's PurgeSubscription RPC.
+	SubscriptionServicePurgeSubscriptionProcedure = "/ferry.v1.SubscriptionService/PurgeSubscription"
 )
 
 // SubscriptionServiceClient is a client for the ferry.v1.SubscriptionService service.
@@ -65,6 +68,17 @@ type SubscriptionServiceClient interface {
 	// SeekSubscription moves a stream subscription's committed offsets;
 	// members holding those partitions continue from there.
 	SeekSubscription(context.Context, *connect.Request[v1.SeekSubscriptionRequest]) (*connect.Response[v1.SeekSubscriptionResponse], error)
+	// PurgeSubscription drops a subscription's backlog, as SQS's PurgeQueue
+	// does; the topic's messages stay for other subscriptions and readers.
+	// A queue subscription settles every message stored in its partitions
+	// when the call is made, whatever its state: ready, delayed, waiting to
+	// be delivered again, held back by key ordering, or in flight (those
+	// deliveries can no longer be acknowledged, nacked or extended:
+	// not_found, as after their deadline). Messages published afterwards are
+	// delivered as usual. A stream subscription's committed offsets move to
+	// the end of every partition (SeekSubscription to latest). Durable when
+	// it returns.
+	PurgeSubscription(context.Context, *connect.Request[v1.PurgeSubscriptionRequest]) (*connect.Response[v1.PurgeSubscriptionResponse], error)
 }
 
 // NewSubscriptionServiceClient constructs a client for the ferry.v1.SubscriptionService service. By
@@ -110,6 +124,12 @@ func NewSubscriptionServiceClient(httpClient connect.HTTPClient, baseURL string,
 			connect.WithSchema(subscriptionServiceMethods.ByName("SeekSubscription")),
 			connect.WithClientOptions(opts...),
 		),
+		purgeSubscription: connect.NewClient[v1.PurgeSubscriptionRequest, v1.PurgeSubscriptionResponse](
+			httpClient,
+			baseURL+SubscriptionServicePurgeSubscriptionProcedure,
+			connect.WithSchema(subscriptionServiceMethods.ByName("PurgeSubscription")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -120,6 +140,7 @@ type subscriptionServiceClient struct {
 	describeSubscription *connect.Client[v1.DescribeSubscriptionRequest, v1.DescribeSubscriptionResponse]
 	deleteSubscription   *connect.Client[v1.DeleteSubscriptionRequest, v1.DeleteSubscriptionResponse]
 	seekSubscription     *connect.Client[v1.SeekSubscriptionRequest, v1.SeekSubscriptionResponse]
+	purgeSubscription    *connect.Client[v1.PurgeSubscriptionRequest, v1.PurgeSubscriptionResponse]
 }
 
 // CreateSubscription calls ferry.v1.SubscriptionService.CreateSubscription.
@@ -147,6 +168,11 @@ func (c *subscriptionServiceClient) SeekSubscription(ctx context.Context, req *c
 	return c.seekSubscription.CallUnary(ctx, req)
 }
 
+// PurgeSubscription calls ferry.v1.SubscriptionService.PurgeSubscription.
+func (c *subscriptionServiceClient) PurgeSubscription(ctx context.Context, req *connect.Request[v1.PurgeSubscriptionRequest]) (*connect.Response[v1.PurgeSubscriptionResponse], error) {
+	return c.purgeSubscription.CallUnary(ctx, req)
+}
+
 // SubscriptionServiceHandler is an implementation of the ferry.v1.SubscriptionService service.
 type SubscriptionServiceHandler interface {
 	// CreateSubscription creates a durable subscription on a topic.
@@ -162,6 +188,17 @@ type SubscriptionServiceHandler interface {
 	// SeekSubscription moves a stream subscription's committed offsets;
 	// members holding those partitions continue from there.
 	SeekSubscription(context.Context, *connect.Request[v1.SeekSubscriptionRequest]) (*connect.Response[v1.SeekSubscriptionResponse], error)
+	// PurgeSubscription drops a subscription's backlog, as SQS's PurgeQueue
+	// does; the topic's messages stay for other subscriptions and readers.
+	// A queue subscription settles every message stored in its partitions
+	// when the call is made, whatever its state: ready, delayed, waiting to
+	// be delivered again, held back by key ordering, or in flight (those
+	// deliveries can no longer be acknowledged, nacked or extended:
+	// not_found, as after their deadline). Messages published afterwards are
+	// delivered as usual. A stream subscription's committed offsets move to
+	// the end of every partition (SeekSubscription to latest). Durable when
+	// it returns.
+	PurgeSubscription(context.Context, *connect.Request[v1.PurgeSubscriptionRequest]) (*connect.Response[v1.PurgeSubscriptionResponse], error)
 }
 
 // NewSubscriptionServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -203,6 +240,12 @@ func NewSubscriptionServiceHandler(svc SubscriptionServiceHandler, opts ...conne
 		connect.WithSchema(subscriptionServiceMethods.ByName("SeekSubscription")),
 		connect.WithHandlerOptions(opts...),
 	)
+	subscriptionServicePurgeSubscriptionHandler := connect.NewUnaryHandler(
+		SubscriptionServicePurgeSubscriptionProcedure,
+		svc.PurgeSubscription,
+		connect.WithSchema(subscriptionServiceMethods.ByName("PurgeSubscription")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/ferry.v1.SubscriptionService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SubscriptionServiceCreateSubscriptionProcedure:
@@ -215,6 +258,8 @@ func NewSubscriptionServiceHandler(svc SubscriptionServiceHandler, opts ...conne
 			subscriptionServiceDeleteSubscriptionHandler.ServeHTTP(w, r)
 		case SubscriptionServiceSeekSubscriptionProcedure:
 			subscriptionServiceSeekSubscriptionHandler.ServeHTTP(w, r)
+		case SubscriptionServicePurgeSubscriptionProcedure:
+			subscriptionServicePurgeSubscriptionHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -242,4 +287,8 @@ func (UnimplementedSubscriptionServiceHandler) DeleteSubscription(context.Contex
 
 func (UnimplementedSubscriptionServiceHandler) SeekSubscription(context.Context, *connect.Request[v1.SeekSubscriptionRequest]) (*connect.Response[v1.SeekSubscriptionResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("ferry.v1.SubscriptionService.SeekSubscription is not implemented"))
+}
+
+func (UnimplementedSubscriptionServiceHandler) PurgeSubscription(context.Context, *connect.Request[v1.PurgeSubscriptionRequest]) (*connect.Response[v1.PurgeSubscriptionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("ferry.v1.SubscriptionService.PurgeSubscription is not implemented"))
 }
