@@ -39,10 +39,11 @@ type RebalanceHook interface {
 	OnRebalance(topic, subscription string, generation int64, members int)
 }
 
-// DeliverHook is told of queue deliveries: how many, and how many of them
-// were redeliveries (a count above 1).
+// DeliverHook is told of queue deliveries: how many, how many of them
+// were redeliveries (a count above 1), and their bytes as stored (each
+// message's share of its record batch, as PublishHook counts bytes).
 type DeliverHook interface {
-	OnDeliver(topic, subscription string, deliveries, redeliveries int)
+	OnDeliver(topic, subscription string, deliveries, redeliveries, bytes int)
 }
 
 // FetchHook is told of messages handed to the members of stream

@@ -24,7 +24,7 @@ func (h *countingHook) OnPublish(topic string, partition, messages, bytes int) {
 	defer h.mu.Unlock()
 	h.published += messages
 }
-func (h *countingHook) OnDeliver(topic, sub string, n, again int) {
+func (h *countingHook) OnDeliver(topic, sub string, n, again, _ int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.delivered += n

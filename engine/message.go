@@ -33,6 +33,11 @@ type Message struct {
 	ID string
 	// DeliverAt, when set, delays delivery to queue subscriptions until then.
 	DeliverAt time.Time
+
+	// stored is the message's share of the bytes of the record batch it
+	// was read from (0 when not read from the log): what metrics count as
+	// delivered bytes, as they count published bytes.
+	stored int
 }
 
 // Header names Ferry reserves for its own message fields.

@@ -357,14 +357,15 @@ func (q *queueSub) collect(m *QueueMember, room int, now time.Time) ([]Delivery,
 		qp.savedNext = max(qp.savedNext, qp.next)
 	}
 	if len(q.b.hooks.deliver) > 0 {
-		again := 0
-		for _, d := range out {
-			if d.Count > 1 {
+		again, bytes := 0, 0
+		for i := range out {
+			if out[i].Count > 1 {
 				again++
 			}
+			bytes += out[i].Message.stored
 		}
 		for _, h := range q.b.hooks.deliver {
-			h.OnDeliver(q.rec.Topic, q.rec.Name, len(out), again)
+			h.OnDeliver(q.rec.Topic, q.rec.Name, len(out), again, bytes)
 		}
 	}
 	return out, nil
@@ -534,9 +535,12 @@ func (q *queueSub) readAhead(qp *qpart) error {
 	}
 	qp.buf = make([]Message, 0, countRecords(res.Data))
 	return record.Split(res.Data, func(h record.Header, batch []byte) error {
+		share := len(batch) / max(int(h.NumRecords), 1)
 		return record.Records(batch, record.Limits{}, func(r record.Record) error {
 			if r.Offset >= qp.next {
-				qp.buf = append(qp.buf, messageFromRecord(q.rec.Topic, qp.p, r))
+				m := messageFromRecord(q.rec.Topic, qp.p, r)
+				m.stored = share
+				qp.buf = append(qp.buf, m)
 			}
 			return nil
 		})
@@ -605,9 +609,12 @@ func (q *queueSub) readAt(p int, offset int64) (Message, error) {
 	}
 	msgs := q.near.msgs[:0]
 	err = record.Split(res.Data, func(h record.Header, batch []byte) error {
+		share := len(batch) / max(int(h.NumRecords), 1)
 		return record.Records(batch, record.Limits{}, func(r record.Record) error {
 			if r.Offset >= offset {
-				msgs = append(msgs, messageFromRecord(q.rec.Topic, p, r))
+				m := messageFromRecord(q.rec.Topic, p, r)
+				m.stored = share
+				msgs = append(msgs, m)
 			}
 			return nil
 		})

@@ -135,6 +135,13 @@ func TestDeliveriesOfEveryKind(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
+	// The queue's bytes: every message's share of its batch once, and the
+	// 5 redelivered again (the messages are all of one size), rounded
+	// down by less than a byte each.
+	qb := value(t, reg, "ferry_subscription_delivered_bytes_total", "topic", "ev", "subscription", "q")
+	if want := stored * 35 / 30; qb > want || qb < want-35 {
+		t.Errorf("queue delivered bytes %v, want about %v", qb, want)
+	}
 	for kind, want := range map[string]uint64{"stream": 30, "ephemeral": 30, "queue": 35} {
 		h := histogramOf(t, reg, "ferry_end_to_end_latency_seconds", "topic", "ev", "kind", kind)
 		if h.GetSampleCount() != want {

@@ -103,8 +103,8 @@ func NewHooks(reg prometheus.Registerer) *Hooks {
 				"and messages fetched by stream members (native consumers), fetched again after a rebalance or seek included.",
 			"topic", "subscription"),
 		deliveredBytes: counter("subscription_delivered_bytes_total",
-			"Bytes of the messages fetched by members of a stream subscription (native consumers), "+
-				"as stored: their share of their record batches.", "topic", "subscription"),
+			"Bytes of the messages handed to members of a subscription (queue deliveries, "+
+				"messages fetched by stream members), as stored: their share of their record batches.", "topic", "subscription"),
 		ephemeralMessages: counter("ephemeral_deliveries_total",
 			"Messages of a topic handed to ephemeral subscribers, each subscriber's copy counted.", "topic"),
 		ephemeralBytes: counter("ephemeral_delivered_bytes_total",
@@ -279,8 +279,9 @@ func (h *Hooks) OnFsync(topic string, partition int, took time.Duration, err err
 }
 
 // OnDeliver implements engine.DeliverHook.
-func (h *Hooks) OnDeliver(topic, subscription string, deliveries, redeliveries int) {
+func (h *Hooks) OnDeliver(topic, subscription string, deliveries, redeliveries, bytes int) {
 	h.deliveries.WithLabelValues(topic, subscription).Add(float64(deliveries))
+	h.deliveredBytes.WithLabelValues(topic, subscription).Add(float64(bytes))
 	h.redeliveries.WithLabelValues(topic, subscription).Add(float64(redeliveries))
 }
 
@@ -334,7 +335,7 @@ func (h *Hooks) topicVecs() []*prometheus.CounterVec {
 }
 
 func (h *Hooks) queueVecs() []*prometheus.CounterVec {
-	return []*prometheus.CounterVec{h.deliveries, h.redeliveries, h.acks, h.nacks, h.deadLetters, h.purged}
+	return []*prometheus.CounterVec{h.deliveries, h.deliveredBytes, h.redeliveries, h.acks, h.nacks, h.deadLetters, h.purged}
 }
 
 func (h *Hooks) streamVecs() []*prometheus.CounterVec {
@@ -342,7 +343,7 @@ func (h *Hooks) streamVecs() []*prometheus.CounterVec {
 }
 
 func (h *Hooks) subscriptionVecs() []*prometheus.CounterVec {
-	return append(h.queueVecs(), h.deliveredBytes, h.rebalances)
+	return append(h.queueVecs(), h.rebalances)
 }
 
 func (h *Hooks) fetchedVecs() []*prometheus.CounterVec {
