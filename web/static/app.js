@@ -319,7 +319,7 @@ function overviewPage() {
       el('div', { class: 'legend' },
         el('span', {}, el('i', { class: 'swatch-pub' }), 'published ', el('b', { id: 'rate-published', text: '–' })),
         el('span', {}, el('i', { class: 'swatch-del' }), 'delivered to consumers ', el('b', { id: 'rate-delivered', text: '–' })),
-        el('span', { class: 'muted', text: 'from /metrics, every 2 s; Kafka fetches are not deliveries' }))),
+        el('span', { class: 'muted', text: 'from /metrics, every 2 s; Kafka fetches included' }))),
     el('div', { class: 'row' }, latencyCards),
     el('section', { class: 'card' }, el('h2', { text: 'Topics' }),
       el('div', { class: 'scroll' }, el('table', {},
