@@ -12,8 +12,9 @@ import (
 )
 
 // TestQueueProperties drives a queue subscription with random interleavings
-// of publish, receive, ack, nack, deadline expiry, member loss, broker
-// restart and purge, and checks the queue's promises:
+// of publish, receive, ack, nack (at once or with a delay), extend, the
+// clock moving on (deadlines expiring one by one), deadline expiry, member
+// loss, broker restart and purge, and checks the queue's promises:
 //   - a message is never in flight twice at once, and an acknowledged or
 //     dead-lettered one is never delivered again;
 //   - a message is delivered again only after a nack, an expired deadline, its
@@ -24,7 +25,10 @@ import (
 //     nacked or extended;
 //   - in the end every published message is acknowledged, dead-lettered or
 //     purged, exactly one of the three, and the dead-lettered ones are
-//     exactly those that failed their max_deliveries-th delivery.
+//     exactly those that failed their max_deliveries-th delivery;
+//   - after every step the partitions' state hangs together (see
+//     checkQueueState): a purge that left a key held, a ready entry or a
+//     member's in-flight count behind would show there first.
 func TestQueueProperties(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		const maxDeliveries = 3
@@ -140,6 +144,7 @@ func TestQueueProperties(t *testing.T) {
 						rt.Fatalf("member %d counts %d deliveries in flight, the model %d", i, got, want)
 					}
 				}
+				checkQueueState(rt, members[0].s)
 			},
 			"publish": func(rt *rapid.T) {
 				n := rapid.IntRange(1, 4).Draw(rt, "n")
@@ -179,6 +184,39 @@ func TestQueueProperties(t *testing.T) {
 					rt.Fatal(err)
 				}
 				fail(v)
+			},
+			"nackLater": func(rt *rapid.T) {
+				v, f, ok := someInFlight()
+				if !ok {
+					return
+				}
+				delay := time.Duration(rapid.IntRange(1, 20).Draw(rt, "nack delay")) * time.Second
+				if err := members[f.member].Nack(f.d.ID, delay); err != nil {
+					rt.Fatal(err)
+				}
+				fail(v)
+			},
+			"extend": func(rt *rapid.T) {
+				v, f, ok := someInFlight()
+				if !ok {
+					return
+				}
+				// At most the ack deadline: "expire" still expires it.
+				by := time.Duration(rapid.IntRange(1, 10).Draw(rt, "extend by")) * time.Second
+				deadline, err := members[f.member].Extend(f.d.ID, by)
+				if err != nil {
+					rt.Fatal(err)
+				}
+				f.d.Deadline = deadline
+				inFlight[v] = f
+			},
+			"tick": func(rt *rapid.T) {
+				clk.Advance(time.Duration(rapid.IntRange(1, 3).Draw(rt, "tick")) * time.Second)
+				for v, f := range inFlight {
+					if !f.d.Deadline.After(clk.Now()) {
+						fail(v)
+					}
+				}
 			},
 			"expire": func(rt *rapid.T) {
 				clk.Advance(11 * time.Second)
@@ -316,4 +354,58 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// checkQueueState checks that q's partition state hangs together: every
+// ready entry is marked queued; every delivery in flight is above the
+// floor and holds its key, if keyed; every held key is held by an offset
+// in flight or queued, both ways round (keys, offKey); every key with
+// offsets blocked behind it is held; floorPub is the floor; and each
+// member's in-flight count is the number of deliveries it holds.
+func checkQueueState(rt *rapid.T, q *queueSub) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	held := map[*QueueMember]int{}
+	for _, qp := range q.parts {
+		for _, it := range qp.ready {
+			if !qp.queued[it.offset] {
+				rt.Fatalf("p%d: %d is ready but not marked queued", qp.p, it.offset)
+			}
+		}
+		for o, in := range qp.inflight {
+			held[in.member]++
+			if o < qp.floor {
+				rt.Fatalf("p%d: %d in flight below the floor %d", qp.p, o, qp.floor)
+			}
+			if h, ok := qp.keys[in.key]; in.keyed && (!ok || h != o) {
+				rt.Fatalf("p%d: %d in flight does not hold its key %q (held: %v by %d)", qp.p, o, in.key, ok, h)
+			}
+		}
+		for k, o := range qp.keys {
+			if qp.offKey[o] != k {
+				rt.Fatalf("p%d: key %q held by %d, which holds %q", qp.p, k, o, qp.offKey[o])
+			}
+			if qp.inflight[o] == nil && !qp.queued[o] {
+				rt.Fatalf("p%d: key %q held by %d, neither in flight nor queued: it would block its key for good", qp.p, k, o)
+			}
+		}
+		for o, k := range qp.offKey {
+			if h, ok := qp.keys[k]; !ok || h != o {
+				rt.Fatalf("p%d: %d holds %q, which is held by %d (%v)", qp.p, o, k, h, ok)
+			}
+		}
+		for k, list := range qp.blocked {
+			if _, ok := qp.keys[k]; !ok || len(list) == 0 {
+				rt.Fatalf("p%d: %v blocked behind key %q, held: %v", qp.p, list, k, ok)
+			}
+		}
+		if f := qp.floorPub.Load(); f != qp.floor {
+			rt.Fatalf("p%d: floorPub %d, floor %d", qp.p, f, qp.floor)
+		}
+	}
+	for m := range q.members {
+		if m.inflight != held[m] {
+			rt.Fatalf("a member counts %d deliveries in flight and holds %d", m.inflight, held[m])
+		}
+	}
 }

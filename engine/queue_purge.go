@@ -26,8 +26,10 @@ import (
 // usual. The count is the backlog the purge cleared, exactly as
 // DescribeSubscription counted it at that moment (so it includes messages
 // retention deleted before the subscription passed them, and a message
-// whose move to the dead-letter topic was under way, which still arrives
-// there). Dead letters already moved stay in the dead-letter topic.
+// whose move to the dead-letter topic was under way: that move goes on,
+// but is not tried again should it fail, and on a work topic retention may
+// delete the message before it is read for the move). Dead letters
+// already moved stay in the dead-letter topic.
 //
 // For a stream subscription it is SeekStream to the latest offset on every
 // partition; the count is the lag it skipped.
