@@ -421,7 +421,8 @@ func (q *queueSub) nextFor(qp *qpart, m *QueueMember, now time.Time) (Delivery, 
 }
 
 // available is about how many deliveries a take of up to room finds: what
-// waits for redelivery, what is read ahead and what is stored past it. It
+// waits for redelivery and what is stored from the cursor on (what is read
+// ahead is part of that: next moves only as it is taken). It
 // sizes the take's slice, which would otherwise grow, copying deliveries,
 // many times in a take of thousands. What waits for later (delayed
 // messages, nacks with a delay) is not counted while the earliest of it
@@ -433,7 +434,6 @@ func (q *queueSub) available(room int, now time.Time) int {
 		if qp.ready.Len() > 0 && !qp.ready[0].at.After(now) {
 			n += qp.ready.Len()
 		}
-		n += len(qp.buf)
 		if v := q.t.parts[qp.p].VisibleOffset() - qp.next; v > 0 {
 			n += int(min(v, int64(room)))
 		}

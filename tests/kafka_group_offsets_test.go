@@ -73,17 +73,7 @@ func TestKafkaGroupOffsetFetchCommitZero(t *testing.T) {
 // reset policy is latest reads the five (it used to get -1, reset to the
 // end and lose them).
 func TestKafkaGroupOffsetFetchAfterWorkRetention(t *testing.T) {
-	s, base := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := client.New(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.CreateTopic(ctx, "work", client.TopicConfig{Partitions: 1, Retention: client.Retention{Work: true}}); err != nil {
-		t.Fatal(err)
-	}
+	s, c, ctx := kafkaTopicWith(t, "work", client.TopicConfig{Partitions: 1, Retention: client.Retention{Work: true}}, 30*time.Second)
 	kc := rawGroupClient(t, s.KafkaAddr())
 	produceN(t, ctx, kc, "work", 3)
 	commitOffsetRaw(t, ctx, kc, "gw", "work", 3)
@@ -110,17 +100,7 @@ func TestKafkaGroupOffsetFetchAfterWorkRetention(t *testing.T) {
 // leaves no subscription behind, so it pins nothing: work retention then
 // follows the one group that commits.
 func TestKafkaGroupOffsetFetchCreatesNothing(t *testing.T) {
-	s, base := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := client.New(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.CreateTopic(ctx, "pin", client.TopicConfig{Partitions: 1, Retention: client.Retention{Work: true}}); err != nil {
-		t.Fatal(err)
-	}
+	s, c, ctx := kafkaTopicWith(t, "pin", client.TopicConfig{Partitions: 1, Retention: client.Retention{Work: true}}, 30*time.Second)
 	kc := rawGroupClient(t, s.KafkaAddr())
 	produceN(t, ctx, kc, "pin", 3)
 	if off := fetchOffsetRaw(t, ctx, kc, "probe", "pin", 0); off != -1 {

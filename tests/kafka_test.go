@@ -29,6 +29,12 @@ func kafkaClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
 // after timeout (or with the test).
 func kafkaTopic(t *testing.T, topic string, partitions int32, timeout time.Duration) (*server.Server, *client.Client, context.Context) {
 	t.Helper()
+	return kafkaTopicWith(t, topic, client.TopicConfig{Partitions: partitions}, timeout)
+}
+
+// kafkaTopicWith is kafkaTopic with the topic's whole config.
+func kafkaTopicWith(t *testing.T, topic string, cfg client.TopicConfig, timeout time.Duration) (*server.Server, *client.Client, context.Context) {
+	t.Helper()
 	s, base := startServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
@@ -37,7 +43,7 @@ func kafkaTopic(t *testing.T, topic string, partitions int32, timeout time.Durat
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if _, err := c.CreateTopic(ctx, topic, client.TopicConfig{Partitions: partitions}); err != nil {
+	if _, err := c.CreateTopic(ctx, topic, cfg); err != nil {
 		t.Fatal(err)
 	}
 	return s, c, ctx

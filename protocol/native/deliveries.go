@@ -11,9 +11,10 @@ import (
 
 // deliveryEncoder turns a take of queue deliveries into DeliveryBatch
 // columns: one record batch per run of one partition's deliveries, their
-// counts packed beside it. Its buffers are reused through a pool, so a
-// response costs no allocation per delivery and idle consumers hold no
-// buffers.
+// counts packed beside it. Its record and batch buffers are reused
+// through a pool, so a response costs no new buffer and idle consumers
+// hold none (a message with headers, an id or DeliverAt still allocates
+// its record's header slice).
 type deliveryEncoder struct {
 	b     record.Builder
 	arena []byte
